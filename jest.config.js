@@ -1,0 +1,26 @@
+// The same suites run twice: once against a real PostgreSQL server and once against embedded PGlite.
+// PARLEY_TEST_DB=postgres|pglite narrows a run to one of them.
+const swc = ["@swc/jest", {
+  jsc: {
+    parser: { syntax: "typescript", decorators: true },
+    transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false },
+    target: "es2022",
+  },
+  module: { type: "commonjs" },
+}];
+
+const project = (db) => ({
+  displayName: db,
+  testEnvironment: "node",
+  testMatch: ["<rootDir>/test/**/*.test.ts"],
+  transform: { "^.+\\.(t|j)s$": swc },
+  globalSetup: `<rootDir>/test/setup/global-setup-${db}.ts`,
+  globalTeardown: `<rootDir>/test/setup/global-teardown-${db}.ts`,
+  setupFiles: [`<rootDir>/test/setup/env-${db}.ts`],
+});
+
+const only = process.env.PARLEY_TEST_DB;
+module.exports = {
+  projects: ["postgres", "pglite"].filter((db) => !only || only === db).map(project),
+  testTimeout: 60000,
+};

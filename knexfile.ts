@@ -1,0 +1,9 @@
+/**
+ * Used by the knex CLI (`npx knex migrate:latest`, `npx knex migrate:rollback --all`, ...). It reads the same
+ * settings as the server: DATABASE_URL set means that PostgreSQL server, unset means the embedded PGlite
+ * folder (which is locked: stop the server before running the CLI against it).
+ */
+import { loadConfig } from "./src/config";
+import { knexConfig } from "./src/db/knex-config";
+
+export default knexConfig(loadConfig());

@@ -1,0 +1,96 @@
+/**
+ * `npm run cli -- <command>`: operator commands that share the server's configuration.
+ *   migrate [latest|rollback|rollback-all|status]   apply or undo migrations
+ *   seed                                          load the demo data set (prints an API key)
+ *   schema                                        write schema.graphql from the code
+ *   create-key --role admin|service|member --name NAME
+ *                                                 a user (reused by name and role) and a new API key,
+ *                                                 printed alone on the last line
+ * On the embedded database the CLI takes the same lock as the server, so it refuses while a server runs.
+ */
+import "reflect-metadata";
+import { parseArgs } from "node:util";
+import { loadConfig } from "./config";
+import { createDatabase, type Database } from "./db/database";
+import { createSchema, SCHEMA_FILE } from "./graphql/schema";
+import { Role } from "./modules/user/role.enum";
+import { createUserKey } from "./modules/api-key/api-key.service";
+
+const USAGE = `usage: npm run cli -- <command>
+  migrate [latest|rollback|rollback-all|status]
+  seed
+  schema
+  create-key --role admin|service|member --name NAME`;
+
+class UsageError extends Error {}
+
+async function withDatabase<T>(run: (db: Database) => Promise<T>): Promise<T> {
+  const db = createDatabase(loadConfig());
+  try {
+    return await run(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function migrate(action = "latest"): Promise<void> {
+  await withDatabase(async (db) => {
+    const { migrate } = db.knex;
+    if (action === "latest") {
+      const applied = await db.migrate();
+      console.log(applied.length ? `Applied: ${applied.join(", ")}` : "Already up to date");
+    } else if (action === "rollback" || action === "rollback-all") {
+      const [, undone] = (await migrate.rollback(undefined, action === "rollback-all")) as [number, string[]];
+      console.log(undone.length ? `Rolled back: ${undone.join(", ")}` : "Nothing to roll back");
+    } else if (action === "status") {
+      const [done, pending] = (await migrate.list()) as [{ name: string }[], { file: string }[]];
+      console.log(`Applied: ${done.length}, pending: ${pending.length}`);
+      for (const item of pending) console.log(`  pending ${item.file}`);
+    } else throw new UsageError(`unknown migrate action "${action}"`);
+  });
+}
+
+async function seed(): Promise<void> {
+  await withDatabase(async (db) => {
+    await db.migrate();
+    await db.knex.seed.run();
+  });
+}
+
+async function createKey(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { role: { type: "string" }, name: { type: "string" } } });
+  const role = Object.values(Role).find((r) => r === values.role?.toLowerCase());
+  if (!role) throw new UsageError("--role must be admin, service or member");
+  const name = values.name?.trim();
+  if (!name) throw new UsageError("--name is required");
+  const { user, key, secret } = await withDatabase(async (db) => {
+    await db.migrate();
+    return createUserKey(db.knex, name, role);
+  });
+  console.log(`User ${user.displayName} (${user.role}) ${user.id}; key ${key.prefix}… (${key.id}). The key is shown only now:`);
+  console.log(secret);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "migrate":
+      return migrate(rest[0]);
+    case "seed":
+      return seed();
+    case "schema":
+      await createSchema({ emitSchemaFile: SCHEMA_FILE });
+      console.log(`Wrote ${SCHEMA_FILE}`);
+      return;
+    case "create-key":
+      return createKey(rest);
+    default:
+      throw new UsageError(command ? `unknown command "${command}"` : "no command given");
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) console.error(`${error.message}\n${USAGE}`);
+  else console.error(error instanceof Error ? error.message : String(error));
+  process.exitCode = 1;
+});

@@ -1,0 +1,19 @@
+import { Model } from "objection";
+import { Field, ObjectType } from "type-graphql";
+import { UUIDResolver } from "graphql-scalars";
+
+/**
+ * Shared columns of every table with a uuid key. The database fills id, created_at and updated_at
+ * (defaults and the touch trigger), so the app never invents them.
+ */
+@ObjectType()
+export abstract class BaseModel extends Model {
+  @Field(() => UUIDResolver)
+  id: string;
+
+  @Field()
+  createdAt: Date;
+
+  @Field()
+  updatedAt: Date;
+}

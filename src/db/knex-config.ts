@@ -1,0 +1,65 @@
+/**
+ * One knex configuration for the server, the CLI and the knex CLI (knexfile.ts), so they always agree on
+ * which database they open: PostgreSQL through pg when DATABASE_URL is set, else the embedded PGlite.
+ */
+import type { Knex } from "knex";
+import { knexSnakeCaseMappers } from "objection";
+import pg from "pg";
+import ClientPgLite from "knex-pglite";
+import { PGlite } from "@electric-sql/pglite";
+import { type Config, MEMORY_DIR } from "../config";
+import { ExtensionlessMigrationSource, SEEDS_DIR } from "./migration-source";
+import { lockPgliteDir } from "./pglite-lock";
+
+// bigint (seq, counts, sizes) as numbers, as PGlite already does; every value we store fits in 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export interface PgliteHandle {
+  pglite: PGlite;
+  release: () => void;
+}
+
+/** Opens (and locks) the embedded database. The returned handle must be closed with closePglite. */
+export function openPglite(dir: string): PgliteHandle {
+  if (dir === MEMORY_DIR) return { pglite: new PGlite(), release: () => undefined };
+  const release = lockPgliteDir(dir);
+  try {
+    return { pglite: new PGlite(dir), release };
+  } catch (error) {
+    release();
+    throw error;
+  }
+}
+
+const common = {
+  migrations: { migrationSource: new ExtensionlessMigrationSource() },
+  seeds: { directory: SEEDS_DIR, loadExtensions: [".ts", ".js"] },
+  ...knexSnakeCaseMappers(),
+};
+
+/**
+ * The knex config for `config`. For PGlite, `handle` receives the opened instance (so the caller can close
+ * it and use its LISTEN); the database is opened lazily, when knex first connects.
+ */
+export function knexConfig(config: Config, onPglite?: (handle: PgliteHandle) => void): Knex.Config {
+  if (config.databaseUrl) {
+    return {
+      client: "pg",
+      connection: config.databaseUrl,
+      pool: { min: 0, max: config.databasePoolMax },
+      ...common,
+    };
+  }
+  let handle: PgliteHandle | undefined;
+  return {
+    client: ClientPgLite,
+    dialect: "postgres",
+    // knex-pglite calls this once, when it creates its single connection.
+    connection: (() => {
+      handle ??= openPglite(config.pgliteDir);
+      onPglite?.(handle);
+      return { pglite: handle.pglite };
+    }) as unknown as Knex.StaticConnectionConfig,
+    ...common,
+  };
+}

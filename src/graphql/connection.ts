@@ -1,0 +1,201 @@
+/**
+ * Relay cursor connections with keyset paging. Cursors are opaque to clients (base64url of a small JSON
+ * array of sort keys); decoding checks their shape, so a forged cursor is BAD_USER_INPUT, never SQL.
+ */
+import { ArgsType, Field, Int, ObjectType, type ClassType } from "type-graphql";
+import { BadUserInputError } from "./errors";
+
+@ObjectType()
+export class PageInfo {
+  @Field()
+  hasNextPage: boolean;
+
+  @Field()
+  hasPreviousPage: boolean;
+
+  @Field(() => String, { nullable: true })
+  startCursor: string | null;
+
+  @Field(() => String, { nullable: true })
+  endCursor: string | null;
+}
+
+export interface Edge<T> {
+  cursor: string;
+  node: T;
+}
+
+export interface ConnectionShape<T> {
+  edges: Edge<T>[];
+  pageInfo: PageInfo;
+  /** Resolved only when the client asks for it (a getter), so an unused count costs nothing. */
+  totalCount: number | Promise<number>;
+}
+
+/** Declares `<Name>Connection` and `<Name>Edge` object types for a node type. */
+export function ConnectionType<T extends object>(node: ClassType<T>, name = node.name) {
+  @ObjectType(`${name}Edge`)
+  class EdgeType {
+    @Field()
+    cursor: string;
+
+    @Field(() => node)
+    node: T;
+  }
+
+  @ObjectType(`${name}Connection`)
+  class Connection implements ConnectionShape<T> {
+    @Field(() => [EdgeType])
+    edges: Edge<T>[];
+
+    @Field(() => PageInfo)
+    pageInfo: PageInfo;
+
+    @Field(() => Int)
+    totalCount: number | Promise<number>;
+  }
+  return Connection;
+}
+
+@ArgsType()
+export class ConnectionArgs {
+  @Field(() => Int, { nullable: true, description: "Page forwards: at most this many items after `after`" })
+  first?: number | null;
+
+  @Field(() => String, { nullable: true })
+  after?: string | null;
+
+  @Field(() => Int, { nullable: true, description: "Page backwards: at most this many items before `before`, in order" })
+  last?: number | null;
+
+  @Field(() => String, { nullable: true })
+  before?: string | null;
+}
+
+export interface PageRequest {
+  /** forward: ascending from `cursor` (exclusive); backward: descending from `cursor`, reversed on output. */
+  direction: "forward" | "backward";
+  limit: number;
+  cursor: unknown[] | undefined;
+}
+
+export interface PageLimits {
+  defaultPageSize: number;
+  maxPageSize: number;
+}
+
+/** Validates first/after/last/before; `defaultDirection` applies when neither first nor last is given. */
+export function pageRequest(args: ConnectionArgs, limits: PageLimits, defaultDirection: "forward" | "backward" = "forward"): PageRequest {
+  const { first, after, last, before } = args;
+  if (first != null && last != null) throw new BadUserInputError("Pass either `first` or `last`, not both");
+  if (after != null && before != null) throw new BadUserInputError("Pass either `after` or `before`, not both");
+  if ((first != null && before != null) || (last != null && after != null)) {
+    throw new BadUserInputError("`first` pages with `after`; `last` pages with `before`");
+  }
+  const size = first ?? last ?? limits.defaultPageSize;
+  if (!Number.isInteger(size) || size < 0 || size > limits.maxPageSize) {
+    throw new BadUserInputError(`Page size must be between 0 and ${limits.maxPageSize}`, { maxPageSize: limits.maxPageSize });
+  }
+  let direction = defaultDirection;
+  if (first != null || after != null) direction = "forward";
+  if (last != null || before != null) direction = "backward";
+  const raw = after ?? before;
+  return { direction, limit: size, cursor: raw == null ? undefined : decodeCursor(raw) };
+}
+
+export function encodeCursor(keys: readonly unknown[]): string {
+  return Buffer.from(JSON.stringify(keys)).toString("base64url");
+}
+
+export function decodeCursor(cursor: string): unknown[] {
+  try {
+    if (cursor.length > 512) throw new Error("too long");
+    const keys: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (Array.isArray(keys) && keys.length > 0) return keys;
+  } catch {
+    // fall through to the error below
+  }
+  throw new BadUserInputError("Invalid cursor");
+}
+
+/**
+ * Builds a connection from rows fetched with limit + 1 in the page's own direction: the extra row only
+ * tells whether there is a next (forward) or previous (backward) page.
+ */
+export function toConnection<T>(
+  rows: T[],
+  page: PageRequest,
+  cursorOf: (row: T) => unknown[],
+  totalCount: () => Promise<number> | number,
+): ConnectionShape<T> {
+  const hasMore = rows.length > page.limit;
+  const slice = hasMore ? rows.slice(0, page.limit) : rows;
+  if (page.direction === "backward") slice.reverse();
+  const edges = slice.map((node) => ({ cursor: encodeCursor(cursorOf(node)), node }));
+  // An item at the given cursor existed when the cursor was made, so there is a page on that side.
+  const pageInfo: PageInfo = {
+    hasNextPage: page.direction === "forward" ? hasMore : page.cursor !== undefined,
+    hasPreviousPage: page.direction === "backward" ? hasMore : page.cursor !== undefined,
+    startCursor: edges[0]?.cursor ?? null,
+    endCursor: edges[edges.length - 1]?.cursor ?? null,
+  };
+  let count: Promise<number> | number | undefined;
+  return {
+    edges,
+    pageInfo,
+    get totalCount() {
+      return (count ??= totalCount());
+    },
+  };
+}
+
+/** Reads a cursor key as a number, or BAD_USER_INPUT. */
+export function cursorNumber(value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) throw new BadUserInputError("Invalid cursor");
+  return value;
+}
+
+/** Reads a cursor key as a string, or BAD_USER_INPUT. */
+export function cursorString(value: unknown, pattern?: RegExp): string {
+  if (typeof value !== "string" || (pattern && !pattern.test(value))) throw new BadUserInputError("Invalid cursor");
+  return value;
+}
+
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A query builder that can be ordered, bounded, limited and counted (an Objection QueryBuilder). */
+interface PageableQuery<T> extends PromiseLike<T[]> {
+  orderBy(columns: { column: string; order: "asc" | "desc" }[]): this;
+  whereRaw(sql: string, bindings: readonly unknown[]): this;
+  limit(count: number): this;
+  resultSize(): Promise<number>;
+}
+
+/**
+ * Newest first by (time, id), keyset only: `filtered` builds the filtered query afresh each time it is
+ * called (once for the page, once more only if totalCount is asked for). `timeColumn` is the camelCase
+ * property, `timeSql` its column name for the row comparison.
+ */
+export async function newestFirstPage<T extends { id: string }>(
+  filtered: () => PageableQuery<T>,
+  page: PageRequest,
+  timeColumn: keyof T & string,
+  timeSql: string,
+): Promise<ConnectionShape<T>> {
+  const forward = page.direction === "forward";
+  const order = forward ? "desc" : "asc";
+  const query = filtered()
+    .orderBy([
+      { column: timeColumn, order },
+      { column: "id", order },
+    ])
+    .limit(page.limit + 1);
+  if (page.cursor) {
+    const [at, id] = page.cursor;
+    query.whereRaw(`(${timeSql}, id) ${forward ? "<" : ">"} (?, ?)`, [new Date(cursorString(at, ISO_MS)), cursorString(id, UUID)]);
+  }
+  const rows = page.limit === 0 ? [] : await query;
+  const timeOf = (row: T) => (row[timeColumn] as Date).toISOString();
+  return toConnection(rows, page, (row) => [timeOf(row), row.id], () => filtered().resultSize());
+}

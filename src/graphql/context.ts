@@ -1,0 +1,71 @@
+/**
+ * The request context, built by one factory for every transport (HTTP, graphql-ws, Discord), so auth,
+ * limits and loaders behave the same whichever way an operation arrives.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { Config } from "../config";
+import type { Database } from "../db/database";
+import type { Viewer } from "../modules/user/viewer";
+import { authenticateApiKey } from "../modules/api-key/api-key.service";
+import { createLoaders, type Loaders } from "./loaders";
+import { UnauthenticatedError } from "./errors";
+
+export interface Context {
+  viewer: Viewer | null;
+  loaders: Loaders;
+  db: Database;
+  config: Config;
+  log: Logger;
+  requestId: string;
+  ip: string | null;
+}
+
+export interface ContextDeps {
+  db: Database;
+  config: Config;
+  log: Logger;
+}
+
+export interface ContextInput {
+  /** The raw Authorization value ("Bearer <token>"), if any. */
+  authorization?: string | null;
+  requestId?: string;
+  ip?: string | null;
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The viewer a bearer header stands for: null without one; UNAUTHENTICATED when it is malformed or unknown. */
+export async function resolveViewer(deps: ContextDeps, authorization: string | null | undefined): Promise<Viewer | null> {
+  if (authorization == null || authorization === "") return null;
+  const token = BEARER.exec(authorization)?.[1];
+  const viewer = token ? await authenticateApiKey(deps.db.knex, token) : undefined;
+  if (!viewer) throw new UnauthenticatedError("Invalid or revoked token");
+  return viewer;
+}
+
+export async function createContext(deps: ContextDeps, input: ContextInput = {}): Promise<Context> {
+  const viewer = await resolveViewer(deps, input.authorization);
+  return contextFor(deps, viewer, input);
+}
+
+/** A context for an already known viewer (subscription events, in-process callers, tests). */
+export function contextFor(deps: ContextDeps, viewer: Viewer | null, extra: { requestId?: string; ip?: string | null } = {}): Context {
+  const requestId = extra.requestId ?? randomUUID();
+  return {
+    viewer,
+    loaders: createLoaders(deps.db.knex),
+    db: deps.db,
+    config: deps.config,
+    log: deps.log.child({ requestId }),
+    requestId,
+    ip: extra.ip ?? null,
+  };
+}
+
+/** The viewer, or UNAUTHENTICATED. Resolvers call this rather than reading ctx.viewer. */
+export function viewerOf(ctx: Context): Viewer {
+  if (!ctx.viewer) throw new UnauthenticatedError();
+  return ctx.viewer;
+}

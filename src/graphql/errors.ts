@@ -1,0 +1,135 @@
+/**
+ * The one error vocabulary of the API. Every failure reaches clients as a GraphQLError whose
+ * extensions.code is one of ErrorCode; database and unexpected errors are mapped here and nowhere else.
+ */
+import { GraphQLError, type GraphQLErrorOptions, type GraphQLFormattedError } from "graphql";
+import { unwrapResolverError } from "@apollo/server/errors";
+import {
+  CheckViolationError,
+  DataError,
+  ForeignKeyViolationError,
+  NotNullViolationError,
+  UniqueViolationError,
+  NotFoundError as ObjectionNotFoundError,
+  ValidationError as ObjectionValidationError,
+} from "objection";
+
+export enum ErrorCode {
+  BAD_USER_INPUT = "BAD_USER_INPUT",
+  UNAUTHENTICATED = "UNAUTHENTICATED",
+  FORBIDDEN = "FORBIDDEN",
+  NOT_FOUND = "NOT_FOUND",
+  CONFLICT = "CONFLICT",
+  RATE_LIMITED = "RATE_LIMITED",
+  PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE",
+  INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
+}
+
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCode.UNAUTHENTICATED]: 401,
+  [ErrorCode.RATE_LIMITED]: 429,
+  [ErrorCode.PAYLOAD_TOO_LARGE]: 413,
+};
+
+export class AppError extends GraphQLError {
+  constructor(message: string, code: ErrorCode, options?: GraphQLErrorOptions) {
+    const status = HTTP_STATUS[code];
+    super(message, {
+      ...options,
+      extensions: { ...options?.extensions, code, ...(status ? { http: { status } } : {}) },
+    });
+    this.name = this.constructor.name;
+  }
+}
+
+export class BadUserInputError extends AppError {
+  constructor(message: string, extensions?: Record<string, unknown>) {
+    super(message, ErrorCode.BAD_USER_INPUT, { extensions });
+  }
+}
+export class UnauthenticatedError extends AppError {
+  constructor(message = "A valid bearer token is required") {
+    super(message, ErrorCode.UNAUTHENTICATED);
+  }
+}
+export class ForbiddenError extends AppError {
+  constructor(message = "You are not allowed to do this") {
+    super(message, ErrorCode.FORBIDDEN);
+  }
+}
+export class NotFoundError extends AppError {
+  /** The same message for "does not exist" and "not yours", so that ids do not leak existence. */
+  constructor(what: string) {
+    super(`${what} not found`, ErrorCode.NOT_FOUND);
+  }
+}
+export class ConflictError extends AppError {
+  constructor(message: string) {
+    super(message, ErrorCode.CONFLICT);
+  }
+}
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string) {
+    super(message, ErrorCode.PAYLOAD_TOO_LARGE);
+  }
+}
+
+/** Maps a database or Objection error to the vocabulary; undefined when it is not one we know. */
+export function mapDatabaseError(error: unknown): AppError | undefined {
+  if (error instanceof UniqueViolationError) return new ConflictError("This would duplicate an existing record");
+  if (error instanceof ForeignKeyViolationError) return new BadUserInputError("A referenced record does not exist");
+  if (error instanceof CheckViolationError || error instanceof NotNullViolationError || error instanceof DataError) {
+    return new BadUserInputError("A value is out of range or malformed");
+  }
+  if (error instanceof ObjectionNotFoundError) return new NotFoundError("Record");
+  if (error instanceof ObjectionValidationError) return new BadUserInputError(error.message);
+  return undefined;
+}
+
+/** Codes that graphql-js and Apollo attach themselves for malformed requests; they pass through as they are. */
+const PASS_THROUGH = new Set([
+  ...Object.values(ErrorCode),
+  "GRAPHQL_PARSE_FAILED",
+  "GRAPHQL_VALIDATION_FAILED",
+  "BAD_REQUEST",
+  "OPERATION_RESOLUTION_FAILURE",
+  "PERSISTED_QUERY_NOT_FOUND",
+  "PERSISTED_QUERY_NOT_SUPPORTED",
+]);
+
+export interface FormatOptions {
+  /** Keep Apollo's stacktrace extension (development only). */
+  exposeDetails: boolean;
+  /** Called for every error that is hidden from the client, so it can be logged with the request id. */
+  onInternalError?: (error: unknown) => void;
+}
+
+/**
+ * Apollo's formatError: known errors keep their message and code; database errors are mapped; anything
+ * else becomes INTERNAL_SERVER_ERROR without its message, so no SQL, path or stack leaks out.
+ */
+export function makeFormatError(options: FormatOptions) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    const mapped = original instanceof AppError ? original : mapDatabaseError(original);
+    const base = { locations: formatted.locations, path: formatted.path };
+    if (mapped) {
+      return { ...base, message: mapped.message, extensions: withoutHttp(mapped.extensions) };
+    }
+    const code = formatted.extensions?.code;
+    // Errors graphql-js raises itself (parse, validation, variable coercion) are not GraphQLErrors wrapping
+    // something else; they describe the request and are safe to show.
+    const isOwnGraphQLError = original instanceof GraphQLError && !original.originalError;
+    if (typeof code === "string" && PASS_THROUGH.has(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR && isOwnGraphQLError) {
+      const { stacktrace, ...extensions } = formatted.extensions ?? {};
+      return { ...formatted, extensions: options.exposeDetails ? { ...extensions, stacktrace } : extensions };
+    }
+    options.onInternalError?.(original);
+    return { ...base, message: "Internal server error", extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
+  };
+}
+
+function withoutHttp(extensions: Record<string, unknown>): Record<string, unknown> {
+  const { http: _http, ...rest } = extensions;
+  return rest;
+}

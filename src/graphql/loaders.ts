@@ -1,0 +1,46 @@
+/**
+ * Per-request DataLoaders: every relation and per-parent field of the schema resolves through one of these,
+ * so a list of N parents costs one batched statement per relation, not N. A new set is made for every
+ * request (and every subscription event), so nothing cached outlives the permissions it was read with.
+ */
+import DataLoader from "dataloader";
+import type { Knex } from "knex";
+import { User } from "../modules/user/user.model";
+import { Conversation } from "../modules/conversation/conversation.model";
+import { Message } from "../modules/message/message.model";
+import { messagePageBatch, type MessagePageKey } from "../modules/message/message.loaders";
+
+/** Aligns rows to keys (DataLoader requires one result per key, in key order). */
+export function mapTo<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): (V | undefined)[] {
+  const byKey = new Map<K, V>();
+  for (const row of rows) byKey.set(keyOf(row), row);
+  return keys.map((key) => byKey.get(key));
+}
+
+function byIdLoader<M extends { id: string }>(load: (ids: readonly string[]) => PromiseLike<M[]>) {
+  return new DataLoader<string, M | undefined>(async (ids) => mapTo(ids, await load(ids), (row) => row.id));
+}
+
+export function createLoaders(knex: Knex) {
+  return {
+    userById: byIdLoader<User>((ids) => User.query(knex).findByIds(ids as string[])),
+    conversationById: byIdLoader<Conversation>((ids) => Conversation.query(knex).findByIds(ids as string[])),
+    messageById: byIdLoader<Message>((ids) => Message.query(knex).findByIds(ids as string[])),
+    /** The newest message of each conversation, found through conversations.last_seq and the (conversation_id, seq) index. */
+    lastMessageByConversationId: new DataLoader<string, Message | undefined>(async (ids) => {
+      const rows = await Message.query(knex)
+        .select("messages.*")
+        .join("conversations", (join) =>
+          join.on("conversations.id", "messages.conversation_id").andOn("conversations.last_seq", "messages.seq"),
+        )
+        .whereIn("conversations.id", ids as string[]);
+      return mapTo(ids, rows, (row) => row.conversationId);
+    }),
+    /** A page of messages for each of many conversations, in one statement per distinct page shape. */
+    messagePage: new DataLoader<MessagePageKey, Message[], string>((keys) => messagePageBatch(knex, keys), {
+      cacheKeyFn: (key) => `${key.conversationId}:${key.direction}:${key.limit}:${key.cursorSeq ?? ""}`,
+    }),
+  };
+}
+
+export type Loaders = ReturnType<typeof createLoaders>;

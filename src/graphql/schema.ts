@@ -1,0 +1,27 @@
+/**
+ * Builds the one executable schema that HTTP, graphql-ws and the Discord adapter all run against.
+ */
+import "reflect-metadata";
+import path from "node:path";
+import type { GraphQLSchema } from "graphql";
+import { buildSchema } from "type-graphql";
+import { DateTimeResolver } from "graphql-scalars";
+import { UserResolver } from "../modules/user/user.resolver";
+import { ConversationResolver } from "../modules/conversation/conversation.resolver";
+import { MessageResolver } from "../modules/message/message.resolver";
+import { TranscriptResolver } from "../modules/transcript/transcript.resolver";
+import { MetricResolver } from "../modules/metric/metric.resolver";
+
+export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
+
+const resolvers = [UserResolver, ConversationResolver, MessageResolver, TranscriptResolver, MetricResolver] as const;
+
+export async function createSchema(options: { emitSchemaFile?: string } = {}): Promise<GraphQLSchema> {
+  return buildSchema({
+    resolvers,
+    scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
+    // class-validator checks on inputs (lengths, ranges); failures are BAD_USER_INPUT.
+    validate: { forbidUnknownValues: false },
+    emitSchemaFile: options.emitSchemaFile ? { path: options.emitSchemaFile, sortedSchema: true } : false,
+  });
+}

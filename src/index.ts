@@ -1,0 +1,40 @@
+/**
+ * Entry point of `npm start`: reads the configuration, starts the server, and shuts down cleanly on
+ * SIGTERM/SIGINT (a second signal exits at once).
+ */
+import "reflect-metadata";
+import { loadConfig } from "./config";
+import { createLogger } from "./logger";
+import { startServer } from "./server/app";
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config);
+  const server = await startServer({ config, log });
+  log.info(
+    { url: `${server.url}/graphql`, database: config.databaseUrl ? "postgres" : `pglite:${config.pgliteDir}`, env: config.nodeEnv },
+    "Parley is listening",
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    server.dispose().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  // Start-up errors (bad settings, database in use, unreachable PostgreSQL) are the operator's to fix:
+  // print the message plainly rather than a stack trace.
+  console.error(`Parley could not start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

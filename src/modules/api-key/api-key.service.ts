@@ -1,0 +1,60 @@
+/**
+ * API keys: random secrets shown once and stored only as a SHA-256 hash. A 256-bit random secret needs no
+ * slow hash (there is nothing to brute-force), and a plain hash lets the lookup use a unique index.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import type { Knex } from "knex";
+import { Role } from "../user/role.enum";
+import type { Viewer } from "../user/viewer";
+import { User } from "../user/user.model";
+import { ApiKey } from "./api-key.model";
+
+const KEY_PREFIX = "pk_";
+const KEY_PATTERN = /^pk_[A-Za-z0-9_-]{43}$/;
+/** last_used_at is a hint for operators; writing it at most once a minute keeps reads read-only. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export function hashKey(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex");
+}
+
+export function generateKey(): { secret: string; prefix: string; hash: string } {
+  const secret = KEY_PREFIX + randomBytes(32).toString("base64url");
+  return { secret, prefix: secret.slice(0, 11), hash: hashKey(secret) };
+}
+
+/** Creates a key for a user; returns the row and the secret (which is not stored). */
+export async function createApiKey(userId: string, name: string, trx?: Knex.Transaction) {
+  const { secret, prefix, hash } = generateKey();
+  const key = await ApiKey.query(trx).insertAndFetch({ userId, name, prefix, keyHash: hash });
+  return { key, secret };
+}
+
+/** The viewer a bearer secret stands for, or undefined (unknown, revoked or deactivated). */
+export async function authenticateApiKey(knex: Knex, secret: string): Promise<Viewer | undefined> {
+  if (!KEY_PATTERN.test(secret)) return undefined;
+  const row: { keyId: string; lastUsedAt: Date | null; id: string; role: Role; displayName: string } | undefined = await knex("api_keys as k")
+    .join("users as u", "u.id", "k.user_id")
+    .where("k.key_hash", hashKey(secret))
+    .whereNull("k.revoked_at")
+    .where("u.is_active", true)
+    .first("k.id as key_id", "k.last_used_at", "u.id", "u.role", "u.display_name");
+  if (!row) return undefined;
+  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+    // Not awaited: bookkeeping must not slow down or fail the request.
+    knex("api_keys").where("id", row.keyId).update({ lastUsedAt: knex.fn.now() }).catch(() => undefined);
+  }
+  return { id: row.id, role: row.role, displayName: row.displayName };
+}
+
+/**
+ * The CLI's `create-key`: the user with this display name and role (created when missing) and a new key.
+ */
+export async function createUserKey(knex: Knex, name: string, role: Role) {
+  return knex.transaction(async (trx) => {
+    let user = await User.query(trx).where({ displayName: name, role }).orderBy("createdAt").first();
+    user ??= await User.query(trx).insertAndFetch({ displayName: name, role });
+    const { key, secret } = await createApiKey(user.id, `${name} (cli)`, trx);
+    return { user, key, secret };
+  });
+}

@@ -1,0 +1,41 @@
+import { Field, Int, ObjectType } from "type-graphql";
+import { JSONResolver } from "graphql-scalars";
+import { BaseModel } from "../../db/base.model";
+import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
+
+/**
+ * A chat session: a web conversation or a Discord channel. Relations (owner, messages, lastMessage) are
+ * resolved through per-request DataLoaders in ConversationResolver, never through Objection eager loading.
+ */
+@ObjectType({ description: "A chat session (web, API or a Discord channel)" })
+export class Conversation extends BaseModel {
+  static override tableName = "conversations";
+
+  ownerId: string;
+  /** Highest seq handed out so far; the next message gets lastSeq + 1. */
+  lastSeq: number;
+
+  @Field()
+  title: string;
+
+  @Field(() => ConversationOrigin)
+  origin: ConversationOrigin;
+
+  @Field(() => String, { nullable: true })
+  discordGuildId: string | null;
+
+  @Field(() => String, { nullable: true })
+  discordChannelId: string | null;
+
+  @Field(() => JSONResolver, { description: "LLM parameters (model, temperature, system prompt, ...)" })
+  parameters: Record<string, unknown>;
+
+  @Field(() => ConversationStatus)
+  status: ConversationStatus;
+
+  @Field(() => Int)
+  messageCount: number;
+
+  @Field(() => Date, { nullable: true })
+  endedAt: Date | null;
+}

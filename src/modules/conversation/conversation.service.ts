@@ -1,0 +1,118 @@
+/**
+ * Conversations: listing with keyset paging, access checks, and the state rules (archived conversations
+ * are read-only). Access failures and unknown ids both answer NOT_FOUND, so ids do not leak existence.
+ */
+import type { Context } from "../../graphql/context";
+import { viewerOf } from "../../graphql/context";
+import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
+import { checkJson, checkText } from "../../graphql/json-input";
+import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
+import { canReadConversation, isAdmin, type Viewer } from "../user/viewer";
+import { Conversation } from "./conversation.model";
+import { ConversationStatus } from "./conversation.enums";
+import type { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
+
+export class ArchivedConversationError extends ConflictError {
+  constructor() {
+    super("This conversation is archived: it can be read but not written");
+    this.extensions.reason = "CONVERSATION_ARCHIVED";
+  }
+}
+
+/** The conversation if the viewer may read it, else NOT_FOUND. */
+export async function getConversation(ctx: Context, id: string): Promise<Conversation> {
+  const viewer = viewerOf(ctx);
+  const conversation = await ctx.loaders.conversationById.load(id);
+  if (!conversation || !canReadConversation(viewer, conversation)) throw new NotFoundError("Conversation");
+  return conversation;
+}
+
+/** The conversation if the viewer may write it: readable and not archived. */
+export async function getWritableConversation(ctx: Context, id: string): Promise<Conversation> {
+  const conversation = await getConversation(ctx, id);
+  if (conversation.status === ConversationStatus.ARCHIVED) throw new ArchivedConversationError();
+  return conversation;
+}
+
+function refresh(ctx: Context, conversation: Conversation): Conversation {
+  ctx.loaders.conversationById.clear(conversation.id).prime(conversation.id, conversation);
+  return conversation;
+}
+
+export async function listConversations(ctx: Context, args: ConversationsArgs): Promise<ConnectionShape<Conversation>> {
+  const viewer = viewerOf(ctx);
+  const ownerId = ownerScope(viewer, args.filter?.ownerId);
+  const page = pageRequest(args, ctx.config);
+  const filtered = () => {
+    const query = Conversation.query(ctx.db.knex).where("ownerId", ownerId);
+    if (args.filter?.status) query.where("status", args.filter.status);
+    if (args.filter?.origin) query.where("origin", args.filter.origin);
+    return query;
+  };
+  const connection = await newestFirstPage(filtered, page, "updatedAt", "updated_at");
+  for (const edge of connection.edges) ctx.loaders.conversationById.prime(edge.node.id, edge.node);
+  return connection;
+}
+
+/** Members and services list their own conversations; admins may name another owner. */
+function ownerScope(viewer: Viewer, ownerId: string | undefined): string {
+  if (!ownerId || ownerId === viewer.id) return viewer.id;
+  if (!isAdmin(viewer)) throw new ForbiddenError("Only admins can list another user's conversations");
+  return ownerId;
+}
+
+export async function createConversation(ctx: Context, input: CreateConversationInput): Promise<Conversation> {
+  const viewer = viewerOf(ctx);
+  checkText(input.title, "title");
+  if (input.parameters != null) checkJson(input.parameters, "parameters", "object");
+  const conversation = await Conversation.query(ctx.db.knex).insertAndFetch({
+    ownerId: viewer.id,
+    title: input.title,
+    origin: input.origin,
+    parameters: input.parameters ?? {},
+  });
+  return refresh(ctx, conversation);
+}
+
+export async function updateConversation(ctx: Context, id: string, input: UpdateConversationInput): Promise<Conversation> {
+  const current = await getWritableConversation(ctx, id);
+  const patch: Partial<Conversation> = {};
+  if (input.title != null) {
+    checkText(input.title, "title");
+    patch.title = input.title;
+  }
+  if (input.parameters != null) {
+    checkJson(input.parameters, "parameters", "object");
+    patch.parameters = input.parameters;
+  }
+  if (Object.keys(patch).length === 0) throw new BadUserInputError("Nothing to update: pass title or parameters");
+  const [updated] = await patchActive(ctx, current.id, patch);
+  if (!updated) throw new ArchivedConversationError();
+  return refresh(ctx, updated);
+}
+
+/** Idempotent: archiving an archived conversation returns it unchanged. */
+export async function archiveConversation(ctx: Context, id: string): Promise<Conversation> {
+  const current = await getConversation(ctx, id);
+  if (current.status === ConversationStatus.ARCHIVED) return current;
+  const [updated] = await patchActive(ctx, current.id, { status: ConversationStatus.ARCHIVED, endedAt: new Date() });
+  // Lost a race with another archive: the row is archived either way.
+  return refresh(ctx, updated ?? (await Conversation.query(ctx.db.knex).findById(id).throwIfNotFound()));
+}
+
+/** Patches the conversation only while it is active; the condition closes the race with a concurrent archive. */
+async function patchActive(ctx: Context, id: string, patch: Partial<Conversation>): Promise<Conversation[]> {
+  return (await Conversation.query(ctx.db.knex)
+    .patch(patch)
+    .where({ id, status: ConversationStatus.ACTIVE })
+    .returning("*")) as unknown as Conversation[];
+}
+
+/** Deletes the conversation with its messages and transcripts (foreign keys cascade). */
+export async function deleteConversation(ctx: Context, id: string): Promise<boolean> {
+  const current = await getConversation(ctx, id);
+  const deleted = await Conversation.query(ctx.db.knex).deleteById(current.id);
+  if (deleted === 0) throw new NotFoundError("Conversation");
+  ctx.loaders.conversationById.clear(id);
+  return true;
+}

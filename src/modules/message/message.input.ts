@@ -1,0 +1,56 @@
+import { Field, Float, InputType, Int } from "type-graphql";
+import { JSONResolver, UUIDResolver } from "graphql-scalars";
+import { IsOptional, Length, Max, MaxLength, Min } from "class-validator";
+import { MessageRole } from "./message.enums";
+
+@InputType()
+export class AddMessageInput {
+  @Field(() => UUIDResolver)
+  conversationId: string;
+
+  @Field(() => MessageRole, { defaultValue: MessageRole.USER })
+  role: MessageRole;
+
+  @Field({ description: "The text. Empty only for an assistant message that carries toolCalls." })
+  content: string;
+
+  @Field(() => String, {
+    nullable: true,
+    description: "Idempotency key: a retry with the same key returns the original message; other content is CONFLICT",
+  })
+  @IsOptional()
+  @Length(1, 255)
+  requestId?: string | null;
+
+  @Field(() => JSONResolver, { nullable: true, description: "A JSON object (attachments, client info, ...)" })
+  metadata?: Record<string, unknown> | null;
+
+  @Field(() => JSONResolver, { nullable: true, description: "A JSON array of tool calls" })
+  toolCalls?: unknown[] | null;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @MaxLength(200)
+  model?: string | null;
+
+  @Field(() => Int, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  promptTokens?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  completionTokens?: number | null;
+
+  @Field(() => Float, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  @Max(1e8)
+  costUsd?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  latencyMs?: number | null;
+}

@@ -1,0 +1,54 @@
+import type { Knex } from "knex";
+import { Message } from "./message.model";
+
+export interface MessagePageKey {
+  conversationId: string;
+  direction: "forward" | "backward";
+  /** Rows to fetch (the page size plus one, which tells whether there is more). */
+  limit: number;
+  /** Exclusive bound: after it when forward, before it when backward; none means from the start/end. */
+  cursorSeq: number | undefined;
+}
+
+const shapeOf = (key: MessagePageKey) => `${key.direction}:${key.limit}:${key.cursorSeq ?? ""}`;
+
+/**
+ * Loads pages of messages for many conversations. Keys with the same page shape share one statement: a
+ * LATERAL join that walks the (conversation_id, seq) index of each conversation and stops at the limit,
+ * so the cost is the page size, not the conversation's length. Rows come back in page order.
+ */
+export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey[]): Promise<Message[][]> {
+  const groups = new Map<string, MessagePageKey[]>();
+  for (const key of keys) {
+    const group = groups.get(shapeOf(key));
+    if (group) group.push(key);
+    else groups.set(shapeOf(key), [key]);
+  }
+  const pages = new Map<string, Message[]>(); // `${shape}|${conversationId}` → rows
+  await Promise.all(
+    [...groups].map(async ([shape, group]) => {
+      const { direction, limit, cursorSeq } = group[0];
+      const ids = [...new Set(group.map((key) => key.conversationId))];
+      const rows: Record<string, unknown>[] = await knex
+        .select("p.*")
+        .from(knex.raw("unnest(?::uuid[]) as c(id)", [ids]))
+        .joinRaw("cross join lateral (?) p on true", [
+          knex("messages as m")
+            .whereRaw("m.conversation_id = c.id")
+            .modify((q) => {
+              if (cursorSeq !== undefined) q.where("m.seq", direction === "forward" ? ">" : "<", cursorSeq);
+            })
+            .orderBy("m.seq", direction === "forward" ? "asc" : "desc")
+            .limit(limit) as unknown as Knex.Raw, // knex inlines a builder binding as a subquery
+        ]);
+      for (const row of rows) {
+        const message = Message.fromDatabaseJson(row);
+        const pageKey = `${shape}|${message.conversationId}`;
+        const page = pages.get(pageKey);
+        if (page) page.push(message);
+        else pages.set(pageKey, [message]);
+      }
+    }),
+  );
+  return keys.map((key) => pages.get(`${shapeOf(key)}|${key.conversationId}`) ?? []);
+}

@@ -1,0 +1,61 @@
+import { Field, Float, Int, ObjectType } from "type-graphql";
+import { JSONResolver } from "graphql-scalars";
+import { BaseModel } from "../../db/base.model";
+import { MessageRole, MessageStatus } from "./message.enums";
+
+/**
+ * One message of a conversation. `seq` numbers messages 1, 2, 3 ... within their conversation in commit
+ * order, with no gaps: it is the cursor of history pages and the resume point of subscriptions.
+ */
+@ObjectType({ description: "A message of a conversation" })
+export class Message extends BaseModel {
+  static override tableName = "messages";
+
+  conversationId: string;
+  authorId: string | null;
+  encryptedContent: Uint8Array | null;
+  keyId: string | null;
+
+  @Field(() => Int, { description: "Position in the conversation: 1, 2, 3 ... in commit order, without gaps" })
+  seq: number;
+
+  @Field(() => MessageRole)
+  role: MessageRole;
+
+  @Field()
+  content: string;
+
+  @Field(() => MessageStatus)
+  status: MessageStatus;
+
+  @Field(() => String, { nullable: true, description: "The client's idempotency key" })
+  requestId: string | null;
+
+  @Field(() => JSONResolver)
+  metadata: Record<string, unknown>;
+
+  @Field(() => JSONResolver, { nullable: true, description: "Tool calls requested by an assistant message" })
+  toolCalls: unknown;
+
+  @Field(() => String, { nullable: true })
+  model: string | null;
+
+  @Field(() => Int, { nullable: true })
+  promptTokens: number | null;
+
+  @Field(() => Int, { nullable: true })
+  completionTokens: number | null;
+
+  // numeric comes back as a string from both drivers; $parseDatabaseJson turns it into a number.
+  @Field(() => Float, { nullable: true })
+  costUsd: number | null;
+
+  @Field(() => Int, { nullable: true })
+  latencyMs: number | null;
+
+  override $parseDatabaseJson(json: Record<string, unknown>) {
+    const parsed = super.$parseDatabaseJson(json);
+    if (typeof parsed.costUsd === "string") parsed.costUsd = Number(parsed.costUsd);
+    return parsed;
+  }
+}

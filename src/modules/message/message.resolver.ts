@@ -1,0 +1,32 @@
+import { Arg, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
+import { UUIDResolver } from "graphql-scalars";
+import type { Context } from "../../graphql/context";
+import { User } from "../user/user.model";
+import { Conversation } from "../conversation/conversation.model";
+import { Message } from "./message.model";
+import { AddMessageInput } from "./message.input";
+import * as messages from "./message.service";
+
+@Resolver(() => Message)
+export class MessageResolver {
+  @Query(() => Message, { description: "A message of a conversation you can read; NOT_FOUND otherwise" })
+  message(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<Message> {
+    return messages.getMessage(ctx, id);
+  }
+
+  @Mutation(() => Message, { description: "Appends a message; idempotent on requestId" })
+  addMessage(@Arg("input") input: AddMessageInput, @Ctx() ctx: Context): Promise<Message> {
+    return messages.addMessage(ctx, input);
+  }
+
+  @FieldResolver(() => User, { nullable: true, description: "Null when the author's account was deleted" })
+  async author(@Root() message: Message, @Ctx() ctx: Context): Promise<User | undefined> {
+    return message.authorId ? ctx.loaders.userById.load(message.authorId) : undefined;
+  }
+
+  @FieldResolver(() => Conversation)
+  async conversation(@Root() message: Message, @Ctx() ctx: Context): Promise<Conversation> {
+    // A message is only ever handed out to readers of its conversation, so no second access check is needed.
+    return (await ctx.loaders.conversationById.load(message.conversationId))!;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Writing messages. addMessage numbers the message, bumps the conversation and inserts in ONE transaction:
+ * the UPDATE of the conversation row takes its lock, so writers of one conversation queue up, seq follows
+ * commit order and has no gaps, and an idempotent retry can be detected reliably under that lock.
+ */
+import type { Context } from "../../graphql/context";
+import { viewerOf } from "../../graphql/context";
+import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
+import { checkJson, checkText } from "../../graphql/json-input";
+import { canReadConversation, canWriteRole, reachesAllConversations } from "../user/viewer";
+import { getConversation, getWritableConversation } from "../conversation/conversation.service";
+import { Message } from "./message.model";
+import { MessageRole } from "./message.enums";
+import type { AddMessageInput } from "./message.input";
+
+/** Thrown inside the transaction to roll it back when the request id was already used. */
+class DuplicateRequest extends Error {}
+
+export async function getMessage(ctx: Context, id: string): Promise<Message> {
+  const viewer = viewerOf(ctx);
+  const message = await ctx.loaders.messageById.load(id);
+  const conversation = message && (await ctx.loaders.conversationById.load(message.conversationId));
+  if (!message || !conversation || !canReadConversation(viewer, conversation)) throw new NotFoundError("Message");
+  return message;
+}
+
+function characterCount(text: string, limit: number): number {
+  // UTF-16 length bounds the code point count from above, so the exact count is needed only near the limit.
+  return text.length <= limit ? text.length : [...text].length;
+}
+
+function checkInput(ctx: Context, input: AddMessageInput): void {
+  const viewer = viewerOf(ctx);
+  if (!canWriteRole(viewer, input.role)) {
+    throw new ForbiddenError("Members can add only USER messages; assistant, system and tool messages come from services");
+  }
+  const limit = input.role === MessageRole.USER ? ctx.config.maxUserMessageLength : ctx.config.maxMessageLength;
+  if (characterCount(input.content, limit) > limit) {
+    throw new BadUserInputError(`content must be at most ${limit} characters`, { field: "content", maxLength: limit });
+  }
+  checkText(input.content, "content");
+  if (input.metadata != null) checkJson(input.metadata, "metadata", "object");
+  if (input.toolCalls != null) checkJson(input.toolCalls, "toolCalls", "array");
+  const hasToolCalls = Array.isArray(input.toolCalls) && input.toolCalls.length > 0;
+  if (input.content.trim() === "" && !hasToolCalls) {
+    throw new BadUserInputError("content must not be empty", { field: "content" });
+  }
+}
+
+export async function addMessage(ctx: Context, input: AddMessageInput): Promise<Message> {
+  const viewer = viewerOf(ctx);
+  checkInput(ctx, input);
+  const knex = ctx.db.knex;
+  try {
+    const message = await knex.transaction(async (trx) => {
+      const bump = trx("conversations")
+        .where({ id: input.conversationId, status: "active" })
+        .update({ lastSeq: knex.raw("last_seq + 1"), messageCount: knex.raw("message_count + 1"), updatedAt: knex.fn.now() }, [
+          "lastSeq",
+        ]);
+      if (!reachesAllConversations(viewer)) bump.where("ownerId", viewer.id);
+      const [conversation] = (await bump) as { lastSeq: number }[];
+      if (!conversation) return undefined; // unknown, not the viewer's, or archived: explained below
+      const [row] = await trx("messages")
+        .insert({
+          conversationId: input.conversationId,
+          seq: conversation.lastSeq,
+          authorId: viewer.id,
+          role: input.role,
+          content: input.content,
+          requestId: input.requestId ?? null,
+          metadata: JSON.stringify(input.metadata ?? {}),
+          toolCalls: input.toolCalls == null ? null : JSON.stringify(input.toolCalls),
+          model: input.model ?? null,
+          promptTokens: input.promptTokens ?? null,
+          completionTokens: input.completionTokens ?? null,
+          costUsd: input.costUsd ?? null,
+          latencyMs: input.latencyMs ?? null,
+        })
+        .onConflict(["conversationId", "requestId"])
+        .ignore()
+        .returning("*");
+      // No row back: the request id is taken. The conversation lock makes the earlier writer committed by now.
+      if (!row) throw new DuplicateRequest();
+      return Message.fromDatabaseJson(row);
+    });
+    if (!message) {
+      await getWritableConversation(ctx, input.conversationId); // throws NOT_FOUND or CONFLICT (archived)
+      throw new NotFoundError("Conversation"); // vanished between the two reads
+    }
+    ctx.loaders.conversationById.clear(input.conversationId);
+    ctx.loaders.messageById.prime(message.id, message);
+    return message;
+  } catch (error) {
+    if (error instanceof DuplicateRequest) return originalOfRetry(ctx, input);
+    throw error;
+  }
+}
+
+/** The message a retried request created; CONFLICT when the retry carries different content. */
+async function originalOfRetry(ctx: Context, input: AddMessageInput): Promise<Message> {
+  await getConversation(ctx, input.conversationId);
+  const original = await Message.query(ctx.db.knex)
+    .findOne({ conversationId: input.conversationId, requestId: input.requestId! })
+    .throwIfNotFound();
+  if (original.role !== input.role || original.content !== input.content) {
+    throw new ConflictError("requestId was already used for a different message in this conversation");
+  }
+  return original;
+}

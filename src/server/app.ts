@@ -1,0 +1,82 @@
+/**
+ * Starts Parley: database (migrated when configured), one schema, Apollo and graphql-ws on one http server.
+ * dispose() is the one shutdown path for SIGTERM and tests: stop accepting, let in-flight requests finish
+ * (up to the grace period), close websockets, then the database.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { GraphQLSchema } from "graphql";
+import type { ApolloServer } from "@apollo/server";
+import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
+import type { Config } from "../config";
+import { createDatabase, type Database } from "../db/database";
+import { createLogger } from "../logger";
+import { createSchema } from "../graphql/schema";
+import type { Context } from "../graphql/context";
+import { createApollo } from "./apollo";
+import { createHttpHandler } from "./http";
+import { attachWebSocketServer } from "./ws";
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  httpServer: http.Server;
+  schema: GraphQLSchema;
+  apollo: ApolloServer<Context>;
+  db: Database;
+  log: Logger;
+  dispose(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  /** An open database to use (tests); otherwise one is opened from config and closed by dispose(). */
+  db?: Database;
+  log?: Logger;
+}
+
+export async function startServer({ config, db: givenDb, log = createLogger(config) }: StartOptions): Promise<RunningServer> {
+  const db = givenDb ?? createDatabase(config);
+  try {
+    if (config.migrateOnStart) {
+      const applied = await db.migrate();
+      if (applied.length) log.info({ applied }, "migrations applied");
+    }
+    const schema = await createSchema();
+    const httpServer = http.createServer();
+    const deps = { config, db, log };
+    const ws = attachWebSocketServer(httpServer, schema, deps);
+    const apollo = createApollo(schema, config, [
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceSeconds * 1000 }),
+      { async serverWillStart() { return { drainServer: () => ws.dispose() }; } },
+    ]);
+    await apollo.start();
+    httpServer.on("request", createHttpHandler({ ...deps, apollo }));
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", reject);
+      httpServer.listen(config.port, config.host, () => resolve());
+    });
+    const { port } = httpServer.address() as AddressInfo;
+    const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
+    const url = `http://${host}:${port}`;
+    let disposing: Promise<void> | undefined;
+    return {
+      url,
+      port,
+      httpServer,
+      schema,
+      apollo,
+      db,
+      log,
+      dispose: () =>
+        (disposing ??= (async () => {
+          await apollo.stop();
+          if (!givenDb) await db.close();
+        })()),
+    };
+  } catch (error) {
+    if (!givenDb) await db.close();
+    throw error;
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The node http server: /graphql (Apollo, plus graphql-ws on the same path), /healthz and /readyz.
+ * A plain http handler instead of express keeps per-request overhead low and the body limit exact.
+ */
+import http from "node:http";
+import { randomUUID } from "node:crypto";
+import { HeaderMap, type ApolloServer } from "@apollo/server";
+import type { Config } from "../config";
+import type { Context, ContextDeps } from "../graphql/context";
+import { createContext } from "../graphql/context";
+import { AppError, ErrorCode } from "../graphql/errors";
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sendError(res: http.ServerResponse, error: HttpError): void {
+  sendJson(res, error.status, { errors: [{ message: error.message, extensions: { code: error.code } }] });
+}
+
+/** Reads the body up to `limit` bytes; a larger one is refused as soon as it passes the limit. */
+function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"]);
+    if (declared > limit) return reject(tooLarge(limit));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume(); // drain the rest so the 413 reaches the client
+        reject(tooLarge(limit));
+      } else chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+const tooLarge = (limit: number) => new HttpError(413, ErrorCode.PAYLOAD_TOO_LARGE, `Request body exceeds ${limit} bytes`);
+
+async function parseBody(req: http.IncomingMessage, config: Config): Promise<unknown> {
+  if (req.method !== "POST") return undefined;
+  const text = await readBody(req, config.maxBodyBytes);
+  const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+  if (type === "application/json" || type === "application/graphql-response+json") {
+    if (text.trim() === "") return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new HttpError(400, "BAD_REQUEST", "The request body is not valid JSON");
+    }
+  }
+  return text; // Apollo answers unsupported content types (and CSRF-suspect requests) itself
+}
+
+export interface HttpHandlerDeps extends ContextDeps {
+  apollo: ApolloServer<Context>;
+}
+
+export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
+  const { apollo, config, db, log } = deps;
+  return async (req, res) => {
+    const started = process.hrtime.bigint();
+    const header = req.headers["x-request-id"];
+    const requestId = typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
+    res.setHeader("x-request-id", requestId);
+    const url = new URL(req.url ?? "/", "http://localhost");
+    res.on("finish", () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.debug({ requestId, method: req.method, path: url.pathname, status: res.statusCode, ms }, "request");
+    });
+    try {
+      if (url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+      if (url.pathname === "/readyz") {
+        const ready = await db.isReady();
+        return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "unavailable" });
+      }
+      if (url.pathname !== "/graphql") throw new HttpError(404, ErrorCode.NOT_FOUND, "Not found");
+      if (req.method !== "GET" && req.method !== "POST") throw new HttpError(405, "METHOD_NOT_ALLOWED", "Use GET or POST");
+
+      const body = await parseBody(req, config);
+      const headers = new HeaderMap();
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+      }
+      const response = await apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
+        context: () =>
+          createContext(deps, { authorization: req.headers.authorization, requestId, ip: req.socket.remoteAddress ?? null }),
+      });
+      for (const [name, value] of response.headers) res.setHeader(name, value);
+      res.statusCode = response.status ?? 200;
+      if (response.body.kind === "complete") {
+        res.end(response.body.string);
+      } else {
+        for await (const chunk of response.body.asyncIterator) res.write(chunk);
+        res.end();
+      }
+    } catch (error) {
+      if (error instanceof HttpError) return sendError(res, error);
+      if (error instanceof AppError) {
+        const status = (error.extensions.http as { status?: number } | undefined)?.status ?? 400;
+        return sendError(res, new HttpError(status, String(error.extensions.code), error.message));
+      }
+      log.error({ err: error, requestId }, "request failed");
+      if (!res.headersSent) sendError(res, new HttpError(500, ErrorCode.INTERNAL_SERVER_ERROR, "Internal server error"));
+      else res.destroy();
+    }
+  };
+}
