@@ -1,9 +1,10 @@
 /**
- * The database handle the app, CLI and tests share: one knex instance bound to Objection, plus the
- * embedded PGlite instance when there is no DATABASE_URL (its LISTEN is used for live events).
+ * The database handle the app, CLI and tests share: one knex instance, plus the embedded PGlite instance
+ * when there is no DATABASE_URL (its LISTEN is used for live events). Objection models are deliberately
+ * not bound to a global knex: every query names its knex (or trx), so a forgotten one fails loudly
+ * instead of running outside its transaction, and tests can hold several databases in one process.
  */
 import knexFactory, { type Knex } from "knex";
-import { Model } from "objection";
 import type { PGlite } from "@electric-sql/pglite";
 import type { Config } from "../config";
 import { knexConfig, type PgliteHandle } from "./knex-config";
@@ -23,7 +24,6 @@ export interface Database {
 export function createDatabase(config: Config): Database {
   let handle: PgliteHandle | undefined;
   const knex = knexFactory(knexConfig(config, (h) => (handle = h)));
-  Model.knex(knex);
   let closed = false;
   return {
     knex,

@@ -117,9 +117,10 @@ export function makeFormatError(options: FormatOptions) {
       return { ...base, message: mapped.message, extensions: withoutHttp(mapped.extensions) };
     }
     const code = formatted.extensions?.code;
-    // Errors graphql-js raises itself (parse, validation, variable coercion) are not GraphQLErrors wrapping
-    // something else; they describe the request and are safe to show.
-    const isOwnGraphQLError = original instanceof GraphQLError && !original.originalError;
+    // Errors graphql-js raises itself (parse, validation, variable coercion, scalar parsing) describe the
+    // request and are safe to show; a GraphQLError wrapping a plain Error (a bug, a driver error) is not.
+    const isOwnGraphQLError =
+      original instanceof GraphQLError && (!original.originalError || original.originalError instanceof GraphQLError);
     if (typeof code === "string" && PASS_THROUGH.has(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR && isOwnGraphQLError) {
       const { stacktrace, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions: options.exposeDetails ? { ...extensions, stacktrace } : extensions };

@@ -24,9 +24,9 @@ export function generateKey(): { secret: string; prefix: string; hash: string } 
 }
 
 /** Creates a key for a user; returns the row and the secret (which is not stored). */
-export async function createApiKey(userId: string, name: string, trx?: Knex.Transaction) {
+export async function createApiKey(knex: Knex, userId: string, name: string) {
   const { secret, prefix, hash } = generateKey();
-  const key = await ApiKey.query(trx).insertAndFetch({ userId, name, prefix, keyHash: hash });
+  const key = await ApiKey.query(knex).insertAndFetch({ userId, name, prefix, keyHash: hash });
   return { key, secret };
 }
 
@@ -54,7 +54,7 @@ export async function createUserKey(knex: Knex, name: string, role: Role) {
   return knex.transaction(async (trx) => {
     let user = await User.query(trx).where({ displayName: name, role }).orderBy("createdAt").first();
     user ??= await User.query(trx).insertAndFetch({ displayName: name, role });
-    const { key, secret } = await createApiKey(user.id, `${name} (cli)`, trx);
+    const { key, secret } = await createApiKey(trx, user.id, `${name} (cli)`);
     return { user, key, secret };
   });
 }
