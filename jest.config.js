@@ -16,7 +16,7 @@ const project = (db) => ({
   transform: { "^.+\\.(t|j)s$": swc },
   globalSetup: `<rootDir>/test/setup/global-setup-${db}.ts`,
   globalTeardown: `<rootDir>/test/setup/global-teardown-${db}.ts`,
-  setupFiles: [`<rootDir>/test/setup/env-${db}.ts`],
+  setupFiles: ["reflect-metadata", `<rootDir>/test/setup/env-${db}.ts`],
 });
 
 const only = process.env.PARLEY_TEST_DB;

@@ -4,6 +4,6 @@
  * folder (which is locked: stop the server before running the CLI against it).
  */
 import { loadConfig } from "./src/config";
-import { knexConfig } from "./src/db/knex-config";
+import { knexSetup } from "./src/db/knex-config";
 
-export default knexConfig(loadConfig());
+export default knexSetup(loadConfig()).config;

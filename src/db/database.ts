@@ -7,13 +7,13 @@
 import knexFactory, { type Knex } from "knex";
 import type { PGlite } from "@electric-sql/pglite";
 import type { Config } from "../config";
-import { knexConfig, type PgliteHandle } from "./knex-config";
+import { knexSetup } from "./knex-config";
 
 export interface Database {
   knex: Knex;
   kind: "postgres" | "pglite";
-  /** The embedded instance (opened on first use); undefined on PostgreSQL. */
-  pglite(): Promise<PGlite | undefined>;
+  /** The embedded instance; undefined on PostgreSQL. */
+  pglite: PGlite | undefined;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   /** True when the database answers and no migration is pending. */
@@ -22,17 +22,13 @@ export interface Database {
 }
 
 export function createDatabase(config: Config): Database {
-  let handle: PgliteHandle | undefined;
-  const knex = knexFactory(knexConfig(config, (h) => (handle = h)));
+  const setup = knexSetup(config);
+  const knex = knexFactory(setup.config);
   let closed = false;
   return {
     knex,
     kind: config.databaseUrl ? "postgres" : "pglite",
-    async pglite() {
-      if (config.databaseUrl) return undefined;
-      if (!handle) await knex.raw("select 1"); // makes knex-pglite open its connection
-      return handle?.pglite;
-    },
+    pglite: setup.pglite?.pglite,
     async migrate() {
       const [, applied] = (await knex.migrate.latest()) as [number, string[]];
       return applied;
@@ -49,7 +45,7 @@ export function createDatabase(config: Config): Database {
       if (closed) return;
       closed = true;
       await knex.destroy();
-      handle?.release();
+      setup.pglite?.release();
     },
   };
 }

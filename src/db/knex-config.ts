@@ -37,29 +37,28 @@ const common = {
   ...knexSnakeCaseMappers(),
 };
 
+export interface KnexSetup {
+  config: Knex.Config;
+  /** The opened embedded database; undefined with DATABASE_URL. */
+  pglite?: PgliteHandle;
+}
+
 /**
- * The knex config for `config`. For PGlite, `handle` receives the opened instance (so the caller can close
- * it and use its LISTEN); the database is opened lazily, when knex first connects.
+ * The knex config for `config`. The embedded database is opened (and locked) here, before knex exists, so
+ * "in use by another process" surfaces as itself rather than as knex's "npm install" driver hint.
  */
-export function knexConfig(config: Config, onPglite?: (handle: PgliteHandle) => void): Knex.Config {
+export function knexSetup(config: Config): KnexSetup {
   if (config.databaseUrl) {
-    return {
-      client: "pg",
-      connection: config.databaseUrl,
-      pool: { min: 0, max: config.databasePoolMax },
-      ...common,
-    };
+    return { config: { client: "pg", connection: config.databaseUrl, pool: { min: 0, max: config.databasePoolMax }, ...common } };
   }
-  let handle: PgliteHandle | undefined;
+  const handle = openPglite(config.pgliteDir);
   return {
-    client: ClientPgLite,
-    dialect: "postgres",
-    // knex-pglite calls this once, when it creates its single connection.
-    connection: (() => {
-      handle ??= openPglite(config.pgliteDir);
-      onPglite?.(handle);
-      return { pglite: handle.pglite };
-    }) as unknown as Knex.StaticConnectionConfig,
-    ...common,
+    pglite: handle,
+    config: {
+      client: ClientPgLite,
+      dialect: "postgres",
+      connection: (() => ({ pglite: handle.pglite })) as unknown as Knex.StaticConnectionConfig,
+      ...common,
+    },
   };
 }

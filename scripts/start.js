@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: compiles the TypeScript when dist/ is missing or older than the sources, then runs the
+ * server (which applies migrations to the embedded database itself). Plain JavaScript on purpose: it must
+ * run before anything is built.
+ */
+const { execFileSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+
+const root = path.resolve(__dirname, "..");
+const entry = path.join(root, "dist", "src", "index.js");
+const sources = ["src", "migrations", "seeds", "knexfile.ts", "tsconfig.json", "tsconfig.build.json", "package.json"];
+
+function newestMtime(target) {
+  const stat = fs.statSync(target, { throwIfNoEntry: false });
+  if (!stat) return 0;
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return fs.readdirSync(target).reduce((newest, name) => Math.max(newest, newestMtime(path.join(target, name))), stat.mtimeMs);
+}
+
+const built = fs.statSync(entry, { throwIfNoEntry: false });
+const newestSource = Math.max(...sources.map((name) => newestMtime(path.join(root, name))));
+if (!built || built.mtimeMs < newestSource) {
+  console.error("Building Parley (tsc)...");
+  execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", path.join(root, "tsconfig.build.json")], {
+    cwd: root,
+    stdio: "inherit",
+  });
+  fs.utimesSync(entry, new Date(), new Date()); // tsc keeps unchanged outputs' times; mark the build as fresh
+}
+require(entry);

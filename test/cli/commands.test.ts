@@ -1,0 +1,137 @@
+/**
+ * The operator commands as operators run them, in child processes: the knex CLI with knexfile.ts, and
+ * `npm run cli -- create-key`. On PGlite they also prove the folder lock: nothing opens a folder in use.
+ */
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { createDatabase } from "../../src/db/database";
+import { authenticateApiKey } from "../../src/modules/api-key/api-key.service";
+import { Role } from "../../src/modules/user/role.enum";
+import { createEmptyDatabase, testConfig, testDbKind, type TestDatabase } from "../helpers/db";
+
+const ROOT = path.resolve(__dirname, "../..");
+const exec = promisify(execFile);
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(command: string, args: string[], env: Record<string, string>): Promise<RunResult> {
+  const { PARLEY_TEST_PG_ADMIN_URL: _a, DATABASE_URL: _b, PGLITE_DIR: _c, ...inherited } = process.env;
+  try {
+    const { stdout, stderr } = await exec(command, args, { cwd: ROOT, env: { ...inherited, ...env }, timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failed.code === "number" ? failed.code : 1, stdout: failed.stdout ?? "", stderr: failed.stderr ?? "" };
+  }
+}
+
+const knexCli = (args: string[], env: Record<string, string>) =>
+  run(process.execPath, [path.join(ROOT, "node_modules/knex/bin/cli.js"), ...args], env);
+const parleyCli = (args: string[], env: Record<string, string>) =>
+  run(process.execPath, ["-r", "@swc-node/register", path.join(ROOT, "src/cli.ts"), ...args], env);
+
+/** The database these commands target: an empty PostgreSQL database, or a PGlite folder in a temp dir. */
+let target: { env: Record<string, string>; database?: TestDatabase; dir?: string };
+
+beforeAll(async () => {
+  if (testDbKind() === "postgres") {
+    const database = await createEmptyDatabase();
+    await database.db.close(); // the CLI gets the database to itself
+    target = { env: { DATABASE_URL: database.url! }, database };
+  } else {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-cli-"));
+    target = { env: { PGLITE_DIR: dir }, dir };
+  }
+});
+
+afterAll(async () => {
+  await target.database?.dispose();
+  if (target.dir) fs.rmSync(target.dir, { recursive: true, force: true });
+});
+
+function openTarget() {
+  return createDatabase(testConfig(target.env.DATABASE_URL, target.env));
+}
+
+async function tableCount(): Promise<number> {
+  const db = openTarget();
+  try {
+    const { rows } = await db.knex.raw("select count(*)::int as n from pg_tables where schemaname = 'public' and tablename not like 'knex%'");
+    return rows[0].n;
+  } finally {
+    await db.close();
+  }
+}
+
+describe("knex CLI with knexfile.ts", () => {
+  it("runs migrate:latest, migrate:rollback --all and migrate:latest again", async () => {
+    const up = await knexCli(["migrate:latest"], target.env);
+    expect(up).toMatchObject({ code: 0 });
+    expect(up.stdout).toContain("Batch 1 run: 4 migrations");
+    expect(await tableCount()).toBe(9);
+
+    const down = await knexCli(["migrate:rollback", "--all"], target.env);
+    expect(down.code).toBe(0);
+    expect(await tableCount()).toBe(0);
+
+    const again = await knexCli(["migrate:latest"], target.env);
+    expect(again.code).toBe(0);
+    expect(await tableCount()).toBe(9);
+  });
+});
+
+describe("npm run cli -- create-key", () => {
+  it("prints a working key for a new user alone on the last line, and reuses the user by name", async () => {
+    const first = await parleyCli(["create-key", "--role", "admin", "--name", "Ops"], target.env);
+    const second = await parleyCli(["create-key", "--role", "admin", "--name", "Ops"], target.env);
+    expect(first.code).toBe(0);
+    const keys = [first, second].map((result) => result.stdout.trim().split("\n").pop()!);
+    for (const key of keys) expect(key).toMatch(/^pk_[A-Za-z0-9_-]{43}$/);
+    expect(keys[0]).not.toBe(keys[1]);
+
+    const db = openTarget();
+    try {
+      const viewers = await Promise.all(keys.map((key) => authenticateApiKey(db.knex, key)));
+      expect(viewers[0]).toMatchObject({ role: Role.ADMIN, displayName: "Ops" });
+      expect(viewers[1]!.id).toBe(viewers[0]!.id);
+      const stored = await db.knex("api_keys").pluck("key_hash");
+      expect(stored.join(" ")).not.toContain(keys[0]); // only hashes are stored
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("refuses an unknown role with a usage message", async () => {
+    const result = await parleyCli(["create-key", "--role", "root", "--name", "x"], target.env);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("--role must be admin, service or member");
+  });
+});
+
+// PostgreSQL servers arbitrate their own clients; only the embedded folder needs Parley's lock.
+const embeddedOnly = testDbKind() === "pglite" ? [true] : [];
+describe.each(embeddedOnly)("the embedded database lock", () => {
+  it("makes the CLI and the knex CLI refuse a PGlite folder that is open elsewhere", async () => {
+    const holder = openTarget();
+    try {
+      await holder.knex.raw("select 1");
+      for (const result of [
+        await parleyCli(["migrate", "status"], target.env),
+        await knexCli(["migrate:status"], target.env),
+      ]) {
+        expect(result.code).not.toBe(0);
+        expect(result.stdout + result.stderr).toContain(`is in use by process ${process.pid}`);
+      }
+    } finally {
+      await holder.close();
+    }
+    expect((await parleyCli(["migrate", "status"], target.env)).code).toBe(0); // released on close
+  });
+});
