@@ -27,7 +27,7 @@ function adminUrl(): string {
 export function testConfig(databaseUrl: string | undefined, env: Env = {}): Config {
   return loadConfig({
     NODE_ENV: "test",
-    LOG_LEVEL: "silent",
+    LOG_LEVEL: process.env.PARLEY_TEST_LOG_LEVEL ?? "silent", // e.g. PARLEY_TEST_LOG_LEVEL=error to see hidden errors
     PORT: "0",
     HOST: "127.0.0.1",
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { PGLITE_DIR: "memory://" }),

@@ -32,7 +32,7 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
       const rows: Record<string, unknown>[] = await knex
         .select("p.*")
         .from(knex.raw("unnest(?::uuid[]) as c(id)", [ids]))
-        .joinRaw("cross join lateral (?) p on true", [
+        .joinRaw("cross join lateral (?) p", [
           knex("messages as m")
             .whereRaw("m.conversation_id = c.id")
             .modify((q) => {
