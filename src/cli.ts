@@ -10,7 +10,7 @@
  */
 import "reflect-metadata";
 import { parseArgs } from "node:util";
-import { loadConfig } from "./config";
+import { loadConfig, loadEnvFile } from "./config";
 import { createDatabase, type Database } from "./db/database";
 import { createSchema, SCHEMA_FILE } from "./graphql/schema";
 import { Role } from "./modules/user/role.enum";
@@ -23,6 +23,8 @@ const USAGE = `usage: npm run cli -- <command>
   create-key --role admin|service|member --name NAME`;
 
 class UsageError extends Error {}
+
+loadEnvFile();
 
 async function withDatabase<T>(run: (db: Database) => Promise<T>): Promise<T> {
   const db = createDatabase(loadConfig());

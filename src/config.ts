@@ -3,6 +3,7 @@
  * Values are parsed and checked once at start-up so that a typo in a deploy fails loudly instead of
  * silently falling back to a default.
  */
+import fs from "node:fs";
 import path from "node:path";
 
 export type Env = Record<string, string | undefined>;
@@ -74,6 +75,11 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
 }
 
 export const MEMORY_DIR = "memory://";
+
+/** Loads ./.env (if there is one) into process.env; variables already set in the environment win. */
+export function loadEnvFile(file = path.resolve(".env")): void {
+  if (fs.existsSync(file)) process.loadEnvFile(file);
+}
 
 /** Builds a Config from an environment (process.env by default). Throws ConfigError on bad values. */
 export function loadConfig(env: Env = process.env): Config {

@@ -3,14 +3,23 @@
  * SIGTERM/SIGINT (a second signal exits at once).
  */
 import "reflect-metadata";
-import { loadConfig } from "./config";
+import { loadConfig, loadEnvFile } from "./config";
 import { createLogger } from "./logger";
 import { startServer } from "./server/app";
+import { bootstrapAdmin } from "./modules/api-key/api-key.service";
 
 async function main(): Promise<void> {
+  loadEnvFile();
   const config = loadConfig();
   const log = createLogger(config);
   const server = await startServer({ config, log });
+  if (server.db.kind === "pglite") {
+    const first = await bootstrapAdmin(server.db.knex);
+    if (first) {
+      log.warn({ user: first.user.id }, "empty database: created the user 'admin' (role ADMIN) and an API key, printed once below");
+      console.log(`\n  Admin API key (shown only now): ${first.secret}\n`);
+    }
+  }
   log.info(
     { url: `${server.url}/graphql`, database: config.databaseUrl ? "postgres" : `pglite:${config.pgliteDir}`, env: config.nodeEnv },
     "Parley is listening",

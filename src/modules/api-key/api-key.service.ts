@@ -48,9 +48,22 @@ export async function authenticateApiKey(knex: Knex, secret: string): Promise<Vi
 }
 
 /**
+ * First start of an empty embedded database: an admin and its key, so that `npm start` alone gives a usable
+ * server (the CLI cannot open the folder while the server runs). Returns undefined when users exist.
+ */
+export async function bootstrapAdmin(knex: Knex) {
+  return knex.transaction(async (trx) => {
+    await trx.raw("lock table users in exclusive mode"); // two first starts must not both bootstrap
+    if (await User.query(trx).first()) return undefined;
+    return createUserKey(trx, "admin", Role.ADMIN);
+  });
+}
+
+/**
  * The CLI's `create-key`: the user with this display name and role (created when missing) and a new key.
  */
 export async function createUserKey(knex: Knex, name: string, role: Role) {
+  // Inside bootstrapAdmin this is a savepoint of the outer transaction.
   return knex.transaction(async (trx) => {
     let user = await User.query(trx).where({ displayName: name, role }).orderBy("createdAt").first();
     user ??= await User.query(trx).insertAndFetch({ displayName: name, role });
