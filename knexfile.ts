@@ -3,7 +3,8 @@
  * settings as the server: DATABASE_URL set means that PostgreSQL server, unset means the embedded PGlite
  * folder (which is locked: stop the server before running the CLI against it).
  */
-import { loadConfig } from "./src/config";
+import { loadConfig, loadEnvFile } from "./src/config";
 import { knexSetup } from "./src/db/knex-config";
 
+loadEnvFile();
 export default knexSetup(loadConfig()).config;
