@@ -1,6 +1,10 @@
 import { Field, Int, ObjectType } from "type-graphql";
 import { JSONResolver } from "graphql-scalars";
+import { Model } from "objection";
 import { BaseModel } from "../../db/base.model";
+import { User } from "../user/user.model";
+import { Message } from "../message/message.model";
+import { Transcript } from "../transcript/transcript.model";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 
 /**
@@ -10,6 +14,18 @@ import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 @ObjectType({ description: "A chat session (web, API or a Discord channel)" })
 export class Conversation extends BaseModel {
   static override tableName = "conversations";
+
+  // For Objection queries ($relatedQuery, joins, scripts). The API resolves relations through DataLoaders.
+  // A thunk, so that models importing each other do not meet half-initialised.
+  static override relationMappings = () => ({
+    owner: { relation: Model.BelongsToOneRelation, modelClass: User, join: { from: "conversations.ownerId", to: "users.id" } },
+    messages: { relation: Model.HasManyRelation, modelClass: Message, join: { from: "conversations.id", to: "messages.conversationId" } },
+    transcripts: {
+      relation: Model.HasManyRelation,
+      modelClass: Transcript,
+      join: { from: "conversations.id", to: "transcripts.conversationId" },
+    },
+  });
 
   ownerId: string;
   /** Highest seq handed out so far; the next message gets lastSeq + 1. */

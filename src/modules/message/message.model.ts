@@ -1,6 +1,9 @@
 import { Field, Float, Int, ObjectType } from "type-graphql";
 import { JSONResolver } from "graphql-scalars";
+import { Model } from "objection";
 import { BaseModel } from "../../db/base.model";
+import { User } from "../user/user.model";
+import { Conversation } from "../conversation/conversation.model";
 import { MessageRole, MessageStatus } from "./message.enums";
 
 /**
@@ -10,6 +13,15 @@ import { MessageRole, MessageStatus } from "./message.enums";
 @ObjectType({ description: "A message of a conversation" })
 export class Message extends BaseModel {
   static override tableName = "messages";
+
+  static override relationMappings = () => ({
+    conversation: {
+      relation: Model.BelongsToOneRelation,
+      modelClass: Conversation,
+      join: { from: "messages.conversationId", to: "conversations.id" },
+    },
+    author: { relation: Model.BelongsToOneRelation, modelClass: User, join: { from: "messages.authorId", to: "users.id" } },
+  });
 
   conversationId: string;
   authorId: string | null;

@@ -1,11 +1,21 @@
 import { Field, Float, Int, ObjectType } from "type-graphql";
+import { Model } from "objection";
 import { BaseModel } from "../../db/base.model";
+import { Conversation } from "../conversation/conversation.model";
 import { TranscriptFormat, TranscriptStatus } from "./transcript.enums";
 
 /** An export of a conversation (JSON or CSV) stored as a file; served by GET /transcripts/:id/download. */
 @ObjectType({ description: "An export of a conversation, stored as a file" })
 export class Transcript extends BaseModel {
   static override tableName = "transcripts";
+
+  static override relationMappings = () => ({
+    conversation: {
+      relation: Model.BelongsToOneRelation,
+      modelClass: Conversation,
+      join: { from: "transcripts.conversationId", to: "conversations.id" },
+    },
+  });
 
   conversationId: string;
   storageKey: string | null;
