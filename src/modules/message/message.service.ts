@@ -55,9 +55,16 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
     const message = await knex.transaction(async (trx) => {
       const bump = trx("conversations")
         .where({ id: input.conversationId, status: "active" })
-        .update({ lastSeq: knex.raw("last_seq + 1"), messageCount: knex.raw("message_count + 1"), updatedAt: knex.fn.now() }, [
-          "lastSeq",
-        ]);
+        .update(
+          {
+            lastSeq: knex.raw("last_seq + 1"),
+            messageCount: knex.raw("message_count + 1"),
+            // now() is the transaction's start, which can be earlier than the time of a writer that committed
+            // while this one waited for the lock; updated_at orders the inbox, so it must never go backwards.
+            updatedAt: knex.raw("greatest(updated_at, clock_timestamp())"),
+          },
+          ["lastSeq"],
+        );
       if (!reachesAllConversations(viewer)) bump.where("ownerId", viewer.id);
       const [conversation] = (await bump) as { lastSeq: number }[];
       if (!conversation) return undefined; // unknown, not the viewer's, or archived: explained below
