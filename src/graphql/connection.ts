@@ -195,7 +195,7 @@ export async function newestFirstPage<T extends { id: string }>(
     const [at, id] = page.cursor;
     query.whereRaw(`(${timeSql}, id) ${forward ? "<" : ">"} (?, ?)`, [new Date(cursorString(at, ISO_MS)), cursorString(id, UUID)]);
   }
-  const rows = page.limit === 0 ? [] : await query;
+  const rows = await query; // limit + 1 rows even for `first: 0`, so hasNextPage is still true when rows exist
   const timeOf = (row: T) => (row[timeColumn] as Date).toISOString();
   return toConnection(rows, page, (row) => [timeOf(row), row.id], () => filtered().resultSize());
 }

@@ -64,10 +64,12 @@ export class ConversationResolver {
   async messages(@Root() conversation: Conversation, @Args() args: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<Message>> {
     const page = pageRequest(args, ctx.config);
     const cursorSeq = page.cursor ? cursorNumber(page.cursor[0]) : undefined;
-    const rows =
-      page.limit === 0
-        ? []
-        : await ctx.loaders.messagePage.load({ conversationId: conversation.id, direction: page.direction, limit: page.limit + 1, cursorSeq });
+    const rows = await ctx.loaders.messagePage.load({
+      conversationId: conversation.id,
+      direction: page.direction,
+      limit: page.limit + 1, // the extra row tells whether there is another page
+      cursorSeq,
+    });
     return toConnection([...rows], page, (message) => [message.seq], () => conversation.messageCount);
   }
 }

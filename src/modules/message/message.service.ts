@@ -92,6 +92,9 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
       return Message.fromDatabaseJson(row);
     });
     if (!message) {
+      // A retry of a write that succeeded before the conversation was archived still gets its message.
+      const earlier = input.requestId == null ? undefined : await findRetried(ctx, input);
+      if (earlier) return sameOrConflict(earlier, input);
       await getWritableConversation(ctx, input.conversationId); // throws NOT_FOUND or CONFLICT (archived)
       throw new NotFoundError("Conversation"); // vanished between the two reads
     }
@@ -99,17 +102,23 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
     ctx.loaders.messageById.prime(message.id, message);
     return message;
   } catch (error) {
-    if (error instanceof DuplicateRequest) return originalOfRetry(ctx, input);
+    if (error instanceof DuplicateRequest) {
+      const earlier = await findRetried(ctx, input);
+      if (!earlier) throw new NotFoundError("Message"); // its conversation was deleted meanwhile
+      return sameOrConflict(earlier, input);
+    }
     throw error;
   }
 }
 
-/** The message a retried request created; CONFLICT when the retry carries different content. */
-async function originalOfRetry(ctx: Context, input: AddMessageInput): Promise<Message> {
-  await getConversation(ctx, input.conversationId);
-  const original = await Message.query(ctx.db.knex)
-    .findOne({ conversationId: input.conversationId, requestId: input.requestId! })
-    .throwIfNotFound();
+/** The message an earlier request with this requestId created, if the viewer may read the conversation. */
+async function findRetried(ctx: Context, input: AddMessageInput): Promise<Message | undefined> {
+  await getConversation(ctx, input.conversationId); // NOT_FOUND before anything about its messages leaks
+  return Message.query(ctx.db.knex).findOne({ conversationId: input.conversationId, requestId: input.requestId! });
+}
+
+/** The original of a retried request; CONFLICT when the retry carries a different message. */
+function sameOrConflict(original: Message, input: AddMessageInput): Message {
   if (original.role !== input.role || original.content !== input.content) {
     throw new ConflictError("requestId was already used for a different message in this conversation");
   }
