@@ -41,6 +41,59 @@ export interface Config {
   maxMetricsBatch: number;
   /** Seconds the server waits for in-flight requests on SIGTERM before closing them. @default 10 */
   shutdownGraceSeconds: number;
+
+  /** JWT bearer tokens from the operator's identity provider; undefined when neither secret nor JWKS is set. */
+  jwt: JwtConfig | undefined;
+
+  /** Origins allowed to call the API from a browser (CORS). Empty: same-origin only; ["*"]: any. */
+  corsOrigins: string[];
+
+  /** Abuse limits (requests per window, query shape, websockets). */
+  limits: LimitsConfig;
+
+  /** Message encryption at rest; undefined stores content in plain text. */
+  encryption: EncryptionConfig | undefined;
+}
+
+export interface JwtConfig {
+  /** HS256 shared secret (JWT_SECRET), or */
+  secret: string | undefined;
+  /** a JWKS URL for asymmetric keys (JWT_JWKS_URL). */
+  jwksUrl: string | undefined;
+  /** Required `iss` (JWT_ISSUER); unchecked when unset. */
+  issuer: string | undefined;
+  /** Required `aud` (JWT_AUDIENCE); unchecked when unset. */
+  audience: string | undefined;
+  /** Accepted clock difference for exp/nbf/iat. @default 30 */
+  clockToleranceSeconds: number;
+  /** Create a member on the first valid token of an unknown subject. @default true */
+  autoProvision: boolean;
+}
+
+export interface LimitsConfig {
+  /** Rate limiting on/off. @default true */
+  rateLimitEnabled: boolean;
+  /** Length of a rate-limit window in seconds. @default 60 */
+  rateLimitWindowSeconds: number;
+  /** Requests per window per token, by role. @default member 600, service 6000, admin 6000 */
+  rateLimitPerRole: Record<"admin" | "service" | "member", number>;
+  /** Requests per window per client IP (all tokens and anonymous requests together). @default 3000 */
+  rateLimitPerIp: number;
+  /** Deepest selection nesting accepted. @default 12 */
+  maxQueryDepth: number;
+  /** Highest estimated query cost accepted (list fields count their page size). @default 5000 */
+  maxQueryComplexity: number;
+  /** Most lexical tokens in one GraphQL document. @default 5000 */
+  maxQueryTokens: number;
+  /** Most concurrent operations (subscriptions) on one websocket. @default 20 */
+  maxSubscriptionsPerConnection: number;
+}
+
+export interface EncryptionConfig {
+  /** Key ring: key id → 32-byte key. */
+  keys: ReadonlyMap<string, Buffer>;
+  /** Id of the key new messages are encrypted with. */
+  currentKeyId: string;
 }
 
 class ConfigError extends Error {
@@ -81,6 +134,46 @@ export function loadEnvFile(file = path.resolve(".env")): void {
   if (fs.existsSync(file)) process.loadEnvFile(file);
 }
 
+function jwtConfig(env: Env): JwtConfig | undefined {
+  const secret = env.JWT_SECRET || undefined;
+  const jwksUrl = env.JWT_JWKS_URL || undefined;
+  if (!secret && !jwksUrl) return undefined;
+  if (secret && jwksUrl) throw new ConfigError("Set JWT_SECRET or JWT_JWKS_URL, not both");
+  if (secret && Buffer.byteLength(secret) < 32) throw new ConfigError("JWT_SECRET must be at least 32 bytes");
+  if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) throw new ConfigError("JWT_JWKS_URL must be an http(s) URL");
+  return {
+    secret,
+    jwksUrl,
+    issuer: env.JWT_ISSUER || undefined,
+    audience: env.JWT_AUDIENCE || undefined,
+    clockToleranceSeconds: int(env, "JWT_CLOCK_TOLERANCE_SECONDS", 30),
+    autoProvision: bool(env, "JWT_AUTO_PROVISION", true),
+  };
+}
+
+/**
+ * MESSAGE_ENCRYPTION_KEYS="k2025:<base64 32 bytes>,k2026:<base64 32 bytes>"; the current key is
+ * MESSAGE_ENCRYPTION_CURRENT_KEY, or the last one listed.
+ */
+function encryptionConfig(env: Env): EncryptionConfig | undefined {
+  const raw = env.MESSAGE_ENCRYPTION_KEYS;
+  if (!raw) return undefined;
+  const keys = new Map<string, Buffer>();
+  for (const entry of raw.split(",").map((e) => e.trim()).filter(Boolean)) {
+    const colon = entry.indexOf(":");
+    const id = entry.slice(0, colon);
+    const key = Buffer.from(entry.slice(colon + 1), "base64");
+    if (colon < 1 || !/^[\w.-]{1,64}$/.test(id)) throw new ConfigError(`MESSAGE_ENCRYPTION_KEYS: bad entry "${id || entry.slice(0, 8)}…" (want id:base64key)`);
+    if (key.length !== 32) throw new ConfigError(`MESSAGE_ENCRYPTION_KEYS: key "${id}" must be 32 bytes of base64 (openssl rand -base64 32)`);
+    if (keys.has(id)) throw new ConfigError(`MESSAGE_ENCRYPTION_KEYS: key id "${id}" appears twice`);
+    keys.set(id, key);
+  }
+  if (keys.size === 0) throw new ConfigError("MESSAGE_ENCRYPTION_KEYS is set but lists no key");
+  const currentKeyId = env.MESSAGE_ENCRYPTION_CURRENT_KEY || [...keys.keys()].pop()!;
+  if (!keys.has(currentKeyId)) throw new ConfigError(`MESSAGE_ENCRYPTION_CURRENT_KEY "${currentKeyId}" is not in MESSAGE_ENCRYPTION_KEYS`);
+  return { keys, currentKeyId };
+}
+
 /** Builds a Config from an environment (process.env by default). Throws ConfigError on bad values. */
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = oneOf(env, "NODE_ENV", ["development", "production", "test"] as const, "development");
@@ -104,6 +197,23 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024),
     maxMetricsBatch: int(env, "MAX_METRICS_BATCH", 1000, 1),
     shutdownGraceSeconds: int(env, "SHUTDOWN_GRACE_SECONDS", 10),
+    jwt: jwtConfig(env),
+    corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
+    limits: {
+      rateLimitEnabled: bool(env, "RATE_LIMIT_ENABLED", true),
+      rateLimitWindowSeconds: int(env, "RATE_LIMIT_WINDOW_SECONDS", 60, 1),
+      rateLimitPerRole: {
+        member: int(env, "RATE_LIMIT_MEMBER", 600, 1),
+        service: int(env, "RATE_LIMIT_SERVICE", 6000, 1),
+        admin: int(env, "RATE_LIMIT_ADMIN", 6000, 1),
+      },
+      rateLimitPerIp: int(env, "RATE_LIMIT_PER_IP", 3000, 1),
+      maxQueryDepth: int(env, "MAX_QUERY_DEPTH", 12, 2),
+      maxQueryComplexity: int(env, "MAX_QUERY_COMPLEXITY", 5000, 10),
+      maxQueryTokens: int(env, "MAX_QUERY_TOKENS", 5000, 100),
+      maxSubscriptionsPerConnection: int(env, "MAX_SUBSCRIPTIONS_PER_CONNECTION", 20, 1),
+    },
+    encryption: encryptionConfig(env),
   };
   if (config.defaultPageSize > config.maxPageSize) {
     throw new ConfigError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE");

@@ -74,8 +74,8 @@ describe("knex CLI with knexfile.ts", () => {
   it("runs migrate:latest, migrate:rollback --all and migrate:latest again", async () => {
     const up = await knexCli(["migrate:latest"], target.env);
     expect(up).toMatchObject({ code: 0 });
-    expect(up.stdout).toContain("Batch 1 run: 4 migrations");
-    expect(await tableCount()).toBe(9);
+    expect(up.stdout).toContain("Batch 1 run: 5 migrations");
+    expect(await tableCount()).toBe(11);
 
     const down = await knexCli(["migrate:rollback", "--all"], target.env);
     expect(down.code).toBe(0);
@@ -83,7 +83,7 @@ describe("knex CLI with knexfile.ts", () => {
 
     const again = await knexCli(["migrate:latest"], target.env);
     expect(again.code).toBe(0);
-    expect(await tableCount()).toBe(9);
+    expect(await tableCount()).toBe(11);
   });
 });
 

@@ -15,6 +15,8 @@ const APP_TABLES = [
   "conversations",
   "messages",
   "metrics",
+  "rate_limits",
+  "service_grants",
   "system_configs",
   "transcripts",
   "users",

@@ -30,6 +30,8 @@ export function testConfig(databaseUrl: string | undefined, env: Env = {}): Conf
     LOG_LEVEL: process.env.PARLEY_TEST_LOG_LEVEL ?? "silent", // e.g. PARLEY_TEST_LOG_LEVEL=error to see hidden errors
     PORT: "0",
     HOST: "127.0.0.1",
+    // Suites send hundreds of requests from one address; the rate-limit tests turn it back on.
+    RATE_LIMIT_ENABLED: "false",
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { PGLITE_DIR: "memory://" }),
     ...env,
   });
