@@ -44,7 +44,7 @@ export async function authenticateApiKey(knex: Knex, secret: string): Promise<Vi
     // Not awaited: bookkeeping must not slow down or fail the request.
     knex("api_keys").where("id", row.keyId).update({ lastUsedAt: knex.fn.now() }).catch(() => undefined);
   }
-  return { id: row.id, role: row.role, displayName: row.displayName };
+  return { id: row.id, role: row.role, displayName: row.displayName, apiKeyId: row.keyId };
 }
 
 /**

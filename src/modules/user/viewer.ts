@@ -6,8 +6,11 @@ import { Role } from "./role.enum";
 
 export interface Viewer {
   id: string;
+  /** The effective role: the user's, or the lower one its API key carries. */
   role: Role;
   displayName: string;
+  /** The API key the request came with (undefined for JWTs): rate limits count per key, revocation closes its sockets. */
+  apiKeyId?: string;
 }
 
 export const isAdmin = (viewer: Viewer): boolean => viewer.role === Role.ADMIN;
