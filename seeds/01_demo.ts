@@ -4,7 +4,9 @@
  * replaces the demo rows (fixed ids) and prints a fresh API key for the member Alice.
  */
 import type { Knex } from "knex";
+import { loadConfig, type EncryptionConfig } from "../src/config";
 import { generateKey } from "../src/modules/api-key/api-key.service";
+import { storedContent } from "../src/modules/message/encryption";
 
 const ids = {
   ada: "00000000-0000-4000-8000-00000000000a",
@@ -53,13 +55,13 @@ const discordMessages: DemoMessage[] = [
   { author: ids.bob, role: "user", content: "Thanks! 🎉" },
 ];
 
-function messageRows(conversationId: string, messages: DemoMessage[], start: Date) {
+function messageRows(encryption: EncryptionConfig | undefined, conversationId: string, messages: DemoMessage[], start: Date) {
   return messages.map((m, index) => ({
     conversation_id: conversationId,
     seq: index + 1,
     author_id: m.author,
     role: m.role,
-    content: m.content,
+    ...storedContent(encryption, conversationId, index + 1, m.content), // encrypted like addMessage when there is a key ring
     request_id: `demo-${conversationId.slice(-4)}-${index + 1}`,
     tool_calls: m.toolCalls ? JSON.stringify(m.toolCalls) : null,
     model: m.model ?? null,
@@ -71,7 +73,8 @@ function messageRows(conversationId: string, messages: DemoMessage[], start: Dat
   }));
 }
 
-export async function seed(knex: Knex): Promise<void> {
+/** knex calls seed(knex); the key ring comes from the same settings the server reads. */
+export async function seed(knex: Knex, encryption = loadConfig().encryption): Promise<void> {
   const now = Date.now();
   const key = generateKey();
   await knex.transaction(async (trx) => {
@@ -113,7 +116,10 @@ export async function seed(knex: Knex): Promise<void> {
         updated_at: new Date(discordStart.getTime() + (discordMessages.length - 1) * 20_000),
       },
     ]);
-    await trx("messages").insert([...messageRows(ids.trip, tripMessages, tripStart), ...messageRows(ids.discord, discordMessages, discordStart)]);
+    await trx("messages").insert([
+      ...messageRows(encryption, ids.trip, tripMessages, tripStart),
+      ...messageRows(encryption, ids.discord, discordMessages, discordStart),
+    ]);
 
     await trx("metrics").insert(
       Array.from({ length: 12 }, (_, i) => ({

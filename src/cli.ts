@@ -6,6 +6,7 @@
  *   create-key --role admin|service|member --name NAME
  *                                                 a user (reused by name and role) and a new API key,
  *                                                 printed alone on the last line
+ *   reencrypt [--batch 500]                       move every message onto the current encryption key
  * On the embedded database the CLI takes the same lock as the server, so it refuses while a server runs.
  */
 import "reflect-metadata";
@@ -15,12 +16,14 @@ import { createDatabase, type Database } from "./db/database";
 import { createSchema, SCHEMA_FILE } from "./graphql/schema";
 import { Role } from "./modules/user/role.enum";
 import { createUserKey } from "./modules/api-key/api-key.service";
+import { isValidBatchSize, MAX_BATCH_SIZE, progressDisplay, reencryptMessages } from "./modules/message/reencrypt";
 
 const USAGE = `usage: npm run cli -- <command>
   migrate [latest|rollback|rollback-all|status]
   seed
   schema
-  create-key --role admin|service|member --name NAME`;
+  create-key --role admin|service|member --name NAME
+  reencrypt [--batch 500]`;
 
 class UsageError extends Error {}
 
@@ -73,6 +76,30 @@ async function createKey(argv: string[]): Promise<void> {
   console.log(secret);
 }
 
+async function reencrypt(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { batch: { type: "string", default: "500" } } });
+  const batchSize = Number(values.batch);
+  if (!isValidBatchSize(batchSize)) {
+    throw new UsageError(`--batch must be an integer from 1 to ${MAX_BATCH_SIZE}`);
+  }
+  const { encryption } = loadConfig();
+  if (!encryption) {
+    throw new Error("reencrypt needs a key ring: set MESSAGE_ENCRYPTION_KEYS (and MESSAGE_ENCRYPTION_CURRENT_KEY); see README, Encryption at rest");
+  }
+  const display = progressDisplay();
+  const result = await withDatabase((db) => reencryptMessages(db.knex, encryption, { batchSize, onProgress: display.update })).finally(display.stop);
+  console.log(
+    `Re-encrypted ${result.reencrypted} messages to key "${result.keyId}" (${result.skipped} skipped as changed meanwhile, ` +
+      `${result.failed} undecryptable); ${result.remaining} messages are not on that key.`,
+  );
+  if (result.failed > 0) {
+    console.error(`Undecryptable messages (altered, or their key is missing from the ring), e.g.: ${result.failedIds.join(", ")}`);
+    process.exitCode = 1;
+  } else if (result.remaining > 0) {
+    console.error("Messages were written with older settings meanwhile: restart every server with the new key ring, then run reencrypt again.");
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -86,6 +113,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     case "create-key":
       return createKey(rest);
+    case "reencrypt":
+      return reencrypt(rest);
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }

@@ -7,7 +7,8 @@ import type { Logger } from "pino";
 import type { Config } from "../config";
 import type { Database } from "../db/database";
 import type { Viewer } from "../modules/user/viewer";
-import { authenticateApiKey } from "../modules/api-key/api-key.service";
+import { authenticateApiKey, isApiKey } from "../modules/api-key/api-key.service";
+import { looksLikeJwt, viewerForJwt } from "../modules/auth/jwt.service";
 import { createLoaders, type Loaders } from "./loaders";
 import { UnauthenticatedError } from "./errors";
 
@@ -36,11 +37,16 @@ export interface ContextInput {
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
-/** The viewer a bearer header stands for: null without one; UNAUTHENTICATED when it is malformed or unknown. */
+/**
+ * The viewer a bearer header stands for: null without one; UNAUTHENTICATED when it is malformed, unknown,
+ * expired, revoked or its user is deactivated — one message for all, so the answer helps no attacker.
+ */
 export async function resolveViewer(deps: ContextDeps, authorization: string | null | undefined): Promise<Viewer | null> {
   if (authorization == null || authorization === "") return null;
   const token = BEARER.exec(authorization)?.[1];
-  const viewer = token ? await authenticateApiKey(deps.db.knex, token) : undefined;
+  let viewer: Viewer | undefined;
+  if (token && isApiKey(token)) viewer = await authenticateApiKey(deps.db.knex, token);
+  else if (token && deps.config.jwt && looksLikeJwt(token)) viewer = await viewerForJwt(deps.db.knex, deps.config.jwt, token);
   if (!viewer) throw new UnauthenticatedError("Invalid or revoked token");
   return viewer;
 }

@@ -3,6 +3,7 @@
  * extensions.code is one of ErrorCode; database and unexpected errors are mapped here and nowhere else.
  */
 import { GraphQLError, type GraphQLErrorOptions, type GraphQLFormattedError } from "graphql";
+import { HeaderMap } from "@apollo/server";
 import { unwrapResolverError } from "@apollo/server/errors";
 import {
   CheckViolationError,
@@ -39,9 +40,11 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
 export class AppError extends GraphQLError {
   constructor(message: string, code: ErrorCode, options?: GraphQLErrorOptions) {
     const status = HTTP_STATUS[code];
+    // extensions.http ({ status, headers }) is read by Apollo for the HTTP response and removed by formatError.
+    const http = { ...(options?.extensions?.http as object | undefined), ...(status ? { status } : {}) };
     super(message, {
       ...options,
-      extensions: { ...options?.extensions, code, ...(status ? { http: { status } } : {}) },
+      extensions: { ...options?.extensions, code, ...(Object.keys(http).length ? { http } : {}) },
     });
     this.name = this.constructor.name;
   }
@@ -76,6 +79,34 @@ export class ConflictError extends AppError {
 export class PayloadTooLargeError extends AppError {
   constructor(message: string) {
     super(message, ErrorCode.PAYLOAD_TOO_LARGE);
+  }
+}
+
+/** Over the request budget of a token or an address; HTTP 429 with Retry-After. */
+export class RateLimitedError extends AppError {
+  constructor(readonly retryAfterSeconds: number) {
+    super(`Too many requests: try again in ${retryAfterSeconds} s`, ErrorCode.RATE_LIMITED, {
+      extensions: { retryAfterSeconds, http: { headers: new HeaderMap([["retry-after", String(retryAfterSeconds)]]) } },
+    });
+  }
+}
+export class QueryTooDeepError extends AppError {
+  constructor(depth: number, maxDepth: number) {
+    super(`Query depth ${depth} exceeds the maximum depth of ${maxDepth}`, ErrorCode.QUERY_TOO_DEEP, { extensions: { depth, maxDepth } });
+  }
+}
+export class QueryTooComplexError extends AppError {
+  /** `complexity` is undefined when the query was too large to estimate at all. */
+  constructor(complexity: number | undefined, maxComplexity: number) {
+    const measured = complexity === undefined ? "is too large to estimate" : `is ${complexity}`;
+    super(`Query complexity ${measured}, above the maximum complexity of ${maxComplexity}`, ErrorCode.QUERY_TOO_COMPLEX, {
+      extensions: { complexity, maxComplexity },
+    });
+  }
+}
+export class TooManySubscriptionsError extends AppError {
+  constructor(max: number) {
+    super(`At most ${max} operations may run at once on one connection`, ErrorCode.TOO_MANY_SUBSCRIPTIONS, { extensions: { max } });
   }
 }
 

@@ -9,6 +9,8 @@ import { User } from "../modules/user/user.model";
 import { Conversation } from "../modules/conversation/conversation.model";
 import { Message } from "../modules/message/message.model";
 import { messagePageBatch, type MessagePageKey } from "../modules/message/message.loaders";
+import { loadGrantSets } from "../modules/access/access.service";
+import type { GrantSet } from "../modules/access/grant.model";
 
 /** Aligns rows to keys (DataLoader requires one result per key, in key order). */
 export function mapTo<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): (V | undefined)[] {
@@ -36,6 +38,8 @@ export function createLoaders(knex: Knex) {
         .whereIn("conversations.id", ids as string[]);
       return mapTo(ids, rows, (row) => row.conversationId);
     }),
+    /** A service's grants (origins and single conversations). */
+    grantsByServiceId: new DataLoader<string, GrantSet>((ids) => loadGrantSets(knex, ids)),
     /** A page of messages for each of many conversations, in one statement per distinct page shape. */
     messagePage: new DataLoader<MessagePageKey, Message[], string>((keys) => messagePageBatch(knex, keys), {
       cacheKeyFn: (key) => `${key.conversationId}:${key.direction}:${key.limit}:${key.cursorSeq ?? ""}`,

@@ -11,10 +11,24 @@ import { ConversationResolver } from "../modules/conversation/conversation.resol
 import { MessageResolver } from "../modules/message/message.resolver";
 import { TranscriptResolver } from "../modules/transcript/transcript.resolver";
 import { MetricResolver } from "../modules/metric/metric.resolver";
+import { ApiKeyResolver } from "../modules/api-key/api-key.resolver";
+import { ServiceGrantResolver } from "../modules/access/grant.resolver";
+import { AuditLogResolver } from "../modules/audit/audit.resolver";
+import { SystemConfigResolver } from "../modules/system/system-config.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
-const resolvers = [UserResolver, ConversationResolver, MessageResolver, TranscriptResolver, MetricResolver] as const;
+const resolvers = [
+  UserResolver,
+  ConversationResolver,
+  MessageResolver,
+  TranscriptResolver,
+  MetricResolver,
+  ApiKeyResolver,
+  ServiceGrantResolver,
+  AuditLogResolver,
+  SystemConfigResolver,
+] as const;
 
 export async function createSchema(options: { emitSchemaFile?: string } = {}): Promise<GraphQLSchema> {
   return buildSchema({

@@ -12,11 +12,16 @@ let bob: TestUser; // the outsider
 let conversationId: string;
 let messageId: string;
 let transcriptId: string;
+let aliceKeyId: string;
 
-const CONVERSATION_STATE = `query($id: UUID!) { conversation(id: $id) { title status messageCount } }`;
-
+/** Everything of Alice's an outsider could try to change: her conversation, her role and status, her keys. */
 async function aliceView() {
-  return (await app.ok(CONVERSATION_STATE, { id: conversationId }, alice.token)).conversation;
+  const { conversation, viewer, apiKeys } = await app.ok(
+    `query($id: UUID!) { conversation(id: $id) { title status messageCount } viewer { role isActive } apiKeys { id revokedAt } }`,
+    { id: conversationId },
+    alice.token,
+  );
+  return { conversation, viewer, apiKeys };
 }
 
 /** An outsider operation that must fail with `code` and leave Alice's conversation as it was. */
@@ -55,11 +60,37 @@ const cases: Record<string, () => Promise<void>> = {
     refusedWithoutEffect(`mutation($id: UUID!) { addMessage(input: { conversationId: $id, content: "hi" }) { id } }`, { id: conversationId }),
   "Mutation.recordMetrics": () =>
     refusedWithoutEffect(`mutation { recordMetrics(input: [{ clientBotId: "b", metricType: "t" }]) }`, {}, "FORBIDDEN"),
+  "Mutation.createApiKey": () =>
+    refusedWithoutEffect(`mutation($u: UUID!) { createApiKey(name: "mine now", userId: $u) { key } }`, { u: alice.user.id }, "FORBIDDEN"),
+  "Mutation.revokeApiKey": () => refusedWithoutEffect(`mutation($id: UUID!) { revokeApiKey(id: $id) { id } }`, { id: aliceKeyId }),
+  "Query.apiKeys": async () => {
+    const { apiKeys } = await app.ok(`{ apiKeys { id } }`, {}, bob.token);
+    expect(apiKeys.map((k: any) => k.id)).not.toContain(aliceKeyId);
+    await refusedWithoutEffect(`query($u: UUID!) { apiKeys(userId: $u) { id } }`, { u: alice.user.id }, "FORBIDDEN");
+  },
+  "Query.users": () => refusedWithoutEffect(`{ users { totalCount } }`, {}, "FORBIDDEN"),
+  "Mutation.createUser": () => refusedWithoutEffect(`mutation { createUser(input: { displayName: "x", role: ADMIN }) { id } }`, {}, "FORBIDDEN"),
+  "Mutation.setUserRole": () =>
+    refusedWithoutEffect(`mutation($u: UUID!) { setUserRole(id: $u, role: SERVICE) { id } }`, { u: alice.user.id }, "FORBIDDEN"),
+  "Mutation.deactivateUser": () => refusedWithoutEffect(`mutation($u: UUID!) { deactivateUser(id: $u) { id } }`, { u: alice.user.id }, "FORBIDDEN"),
+  "Mutation.reactivateUser": () => refusedWithoutEffect(`mutation($u: UUID!) { reactivateUser(id: $u) { id } }`, { u: alice.user.id }, "FORBIDDEN"),
+  "Mutation.upsertDiscordUser": () =>
+    refusedWithoutEffect(`mutation { upsertDiscordUser(input: { discordId: "123", displayName: "x" }) { id } }`, {}, "FORBIDDEN"),
+  "Mutation.grantService": () =>
+    refusedWithoutEffect(`mutation($u: UUID!) { grantService(input: { serviceId: $u, origin: WEB }) { id } }`, { u: bob.user.id }, "FORBIDDEN"),
+  "Mutation.revokeServiceGrant": () =>
+    refusedWithoutEffect(`mutation($id: UUID!) { revokeServiceGrant(id: $id) }`, { id: "00000000-0000-4000-8000-000000000000" }, "FORBIDDEN"),
+  "Query.serviceGrants": () => refusedWithoutEffect(`{ serviceGrants { id } }`, {}, "FORBIDDEN"),
+  "Query.auditLogs": () => refusedWithoutEffect(`{ auditLogs { totalCount } }`, {}, "FORBIDDEN"),
+  "Query.systemConfigs": () => refusedWithoutEffect(`{ systemConfigs { key } }`, {}, "FORBIDDEN"),
+  "Query.systemConfig": () => refusedWithoutEffect(`{ systemConfig(key: "x") { key } }`, {}, "FORBIDDEN"),
+  "Mutation.setSystemConfig": () => refusedWithoutEffect(`mutation { setSystemConfig(key: "x", value: 1) { key } }`, {}, "FORBIDDEN"),
 };
 
 beforeAll(async () => {
   app = await createTestApp();
   alice = await app.makeUser(Role.MEMBER, "alice");
+  aliceKeyId = (await app.database.db.knex("api_keys").where({ userId: alice.user.id }).first("id")).id;
   bob = await app.makeUser(Role.MEMBER, "bob");
   const { createConversation } = await app.ok(`mutation { createConversation(input: { title: "private" }) { id } }`, {}, alice.token);
   conversationId = createConversation.id;
@@ -96,5 +127,44 @@ describe("isolation between members", () => {
     await app.ok(`mutation { recordMetrics(input: [{ clientBotId: "bot-one", metricType: "latency" }]) }`, {}, one.token);
     const { metrics } = await app.ok(`{ metrics { totalCount edges { node { clientBotId } } } }`, {}, two.token);
     expect(metrics).toEqual({ totalCount: 0, edges: [] });
+  });
+});
+
+describe("isolation from services", () => {
+  let worker: TestUser;
+  let other: string; // a second conversation of Alice's
+
+  beforeAll(async () => {
+    worker = await app.makeUser(Role.SERVICE, "worker");
+    ({ createConversation: { id: other } } = await app.ok(`mutation { createConversation(input: { title: "other" }) { id } }`, {}, alice.token));
+  });
+
+  const read = (id: string, token: string) => app.gql(`query($id: UUID!) { conversation(id: $id) { id } }`, { id }, token);
+  const write = (id: string, token: string, extra = "") =>
+    app.gql(`mutation($id: UUID!) { addMessage(input: { conversationId: $id, role: ASSISTANT, content: "hi" ${extra} }) { id } }`, { id }, token);
+
+  it("reaches nothing without a grant", async () => {
+    expect((await read(conversationId, worker.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    expect((await write(conversationId, worker.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+  });
+
+  it("reaches exactly the granted conversation, and cannot act for its owner with a single-conversation grant", async () => {
+    await app.grant(worker, { conversationId });
+    expect((await read(conversationId, worker.token)).body.data?.conversation.id).toBe(conversationId);
+    expect((await write(conversationId, worker.token)).body.errors).toBeUndefined();
+    expect((await read(other, worker.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    const actAs = await write(conversationId, worker.token, `, actAs: "${alice.user.id}"`);
+    expect(actAs.body.errors?.[0].extensions?.code).toBe("FORBIDDEN");
+  });
+
+  it("with an origin grant reaches that origin's conversations and writes as their users, recording itself as sender", async () => {
+    await app.grant(worker, { origin: "web" });
+    expect((await read(other, worker.token)).body.data?.conversation.id).toBe(other);
+    const { body } = await app.gql(
+      `mutation($id: UUID!, $u: UUID!) { addMessage(input: { conversationId: $id, content: "relayed", actAs: $u }) { author { id } sentBy { id } } }`,
+      { id: other, u: alice.user.id },
+      worker.token,
+    );
+    expect(body.data?.addMessage).toEqual({ author: { id: alice.user.id }, sentBy: { id: worker.user.id } });
   });
 });

@@ -65,6 +65,7 @@ beforeAll(async () => {
   alice = await app.makeUser(Role.MEMBER, "Alice");
   bob = await app.makeUser(Role.MEMBER, "Bob");
   bot = await app.makeUser(Role.SERVICE, "Bot");
+  await app.grant(bot, { origin: "web" });
   admin = await app.makeUser(Role.ADMIN, "Admin");
 });
 afterAll(() => app.dispose());

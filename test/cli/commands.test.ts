@@ -2,40 +2,14 @@
  * The operator commands as operators run them, in child processes: the knex CLI with knexfile.ts, and
  * `npm run cli -- create-key`. On PGlite they also prove the folder lock: nothing opens a folder in use.
  */
-import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { createDatabase } from "../../src/db/database";
 import { authenticateApiKey } from "../../src/modules/api-key/api-key.service";
 import { Role } from "../../src/modules/user/role.enum";
 import { createEmptyDatabase, testConfig, testDbKind, type TestDatabase } from "../helpers/db";
-
-const ROOT = path.resolve(__dirname, "../..");
-const exec = promisify(execFile);
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(command: string, args: string[], env: Record<string, string>): Promise<RunResult> {
-  const { PARLEY_TEST_PG_ADMIN_URL: _a, DATABASE_URL: _b, PGLITE_DIR: _c, ...inherited } = process.env;
-  try {
-    const { stdout, stderr } = await exec(command, args, { cwd: ROOT, env: { ...inherited, ...env }, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof failed.code === "number" ? failed.code : 1, stdout: failed.stdout ?? "", stderr: failed.stderr ?? "" };
-  }
-}
-
-const knexCli = (args: string[], env: Record<string, string>) =>
-  run(process.execPath, [path.join(ROOT, "node_modules/knex/bin/cli.js"), ...args], env);
-const parleyCli = (args: string[], env: Record<string, string>) =>
-  run(process.execPath, ["-r", "@swc-node/register", path.join(ROOT, "src/cli.ts"), ...args], env);
+import { knexCli, parleyCli } from "../helpers/cli";
 
 /** The database these commands target: an empty PostgreSQL database, or a PGlite folder in a temp dir. */
 let target: { env: Record<string, string>; database?: TestDatabase; dir?: string };

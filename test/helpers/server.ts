@@ -7,7 +7,7 @@ import { startServer, type RunningServer } from "../../src/server/app";
 import { Role } from "../../src/modules/user/role.enum";
 import { User } from "../../src/modules/user/user.model";
 import { createApiKey } from "../../src/modules/api-key/api-key.service";
-import { createTestDatabase, type TestDatabase } from "./db";
+import { createTestDatabase, testConfig, type TestDatabase } from "./db";
 
 export interface GraphQLBody<T = Record<string, any>> {
   data?: T | null;
@@ -34,6 +34,8 @@ export interface TestApp {
   ok<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<T>;
   /** Like gql, but expects exactly one error and returns its extensions.code. */
   errorCode(query: string, variables?: Record<string, unknown>, token?: string): Promise<string | undefined>;
+  /** Grants a service every conversation of an origin ("web", "discord", "api") or one conversation. */
+  grant(service: TestUser, target: { origin: string } | { conversationId: string }): Promise<void>;
   /** A user of `role` with an API key. */
   makeUser(role?: Role, displayName?: string): Promise<TestUser>;
   dispose(): Promise<void>;
@@ -41,8 +43,14 @@ export interface TestApp {
 
 let counter = 0;
 
-export async function createTestApp(env: Env = {}): Promise<TestApp> {
-  const database = await createTestDatabase(env);
+/**
+ * A server on a new database; with `shared`, a further server with other settings (`env`) on that
+ * database, which it leaves open for its owner (e.g. servers before and after a key rotation).
+ */
+export async function createTestApp(env: Env = {}, shared?: TestDatabase): Promise<TestApp> {
+  const database = shared
+    ? { ...shared, config: testConfig(shared.url, env), dispose: async () => undefined }
+    : await createTestDatabase(env);
   const server = await startServer({ config: database.config, db: database.db });
   const endpoint = `http://127.0.0.1:${server.port}/graphql`;
 
@@ -69,6 +77,9 @@ export async function createTestApp(env: Env = {}): Promise<TestApp> {
       const { body } = await gql(query, variables, token);
       if (body.errors?.length !== 1) throw new Error(`expected one error, got ${JSON.stringify(body)}`);
       return body.errors[0].extensions?.code as string | undefined;
+    },
+    async grant(service, target) {
+      await database.db.knex("service_grants").insert({ serviceId: service.user.id, ...target });
     },
     async makeUser(role = Role.MEMBER, displayName = `${role}-${++counter}`) {
       const user = await User.query(database.db.knex).insertAndFetch({ displayName, role });

@@ -1,6 +1,8 @@
 import { Field, ObjectType } from "type-graphql";
 import { Model } from "objection";
+import { UUIDResolver } from "graphql-scalars";
 import { BaseModel } from "../../db/base.model";
+import { Role } from "../user/role.enum";
 import { User } from "../user/user.model";
 
 /** An API key. Only a hash of the secret is stored; `prefix` tells keys apart in lists. */
@@ -12,8 +14,13 @@ export class ApiKey extends BaseModel {
     user: { relation: Model.BelongsToOneRelation, modelClass: User, join: { from: "api_keys.userId", to: "users.id" } },
   });
 
-  userId: string;
   keyHash: string;
+
+  @Field(() => UUIDResolver, { description: "The user the key belongs to" })
+  userId: string;
+
+  @Field(() => Role, { nullable: true, description: "A role lower than the user's that the key is limited to" })
+  role: Role | null;
 
   @Field()
   name: string;
@@ -26,4 +33,11 @@ export class ApiKey extends BaseModel {
 
   @Field(() => Date, { nullable: true })
   revokedAt: Date | null;
+}
+
+/** The answer to createApiKey: the key's fields plus the secret, which is shown only this once. */
+@ObjectType({ description: "A new API key with its secret (shown only this once)" })
+export class CreatedApiKey extends ApiKey {
+  @Field({ description: "The secret: send it as `Authorization: Bearer <key>`. It cannot be shown again." })
+  key: string;
 }

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Knex } from "knex";
 import { Role } from "../user/role.enum";
-import type { Viewer } from "../user/viewer";
+import { lowerRole, type Viewer } from "../user/viewer";
 import { User } from "../user/user.model";
 import { ApiKey } from "./api-key.model";
 
@@ -13,6 +13,8 @@ const KEY_PREFIX = "pk_";
 const KEY_PATTERN = /^pk_[A-Za-z0-9_-]{43}$/;
 /** last_used_at is a hint for operators; writing it at most once a minute keeps reads read-only. */
 const LAST_USED_RESOLUTION_MS = 60_000;
+
+export const isApiKey = (token: string) => token.startsWith(KEY_PREFIX);
 
 export function hashKey(secret: string): string {
   return createHash("sha256").update(secret).digest("hex");
@@ -24,27 +26,30 @@ export function generateKey(): { secret: string; prefix: string; hash: string } 
 }
 
 /** Creates a key for a user; returns the row and the secret (which is not stored). */
-export async function createApiKey(knex: Knex, userId: string, name: string) {
+export async function createApiKey(knex: Knex, userId: string, name: string, role: Role | null = null) {
   const { secret, prefix, hash } = generateKey();
-  const key = await ApiKey.query(knex).insertAndFetch({ userId, name, prefix, keyHash: hash });
+  const key = await ApiKey.query(knex).insertAndFetch({ userId, name, prefix, keyHash: hash, role });
   return { key, secret };
 }
 
 /** The viewer a bearer secret stands for, or undefined (unknown, revoked or deactivated). */
 export async function authenticateApiKey(knex: Knex, secret: string): Promise<Viewer | undefined> {
   if (!KEY_PATTERN.test(secret)) return undefined;
-  const row: { keyId: string; lastUsedAt: Date | null; id: string; role: Role; displayName: string } | undefined = await knex("api_keys as k")
+  const row:
+    | { keyId: string; keyRole: Role | null; lastUsedAt: Date | null; id: string; role: Role; displayName: string }
+    | undefined = await knex("api_keys as k")
     .join("users as u", "u.id", "k.user_id")
     .where("k.key_hash", hashKey(secret))
     .whereNull("k.revoked_at")
     .where("u.is_active", true)
-    .first("k.id as key_id", "k.last_used_at", "u.id", "u.role", "u.display_name");
+    .first("k.id as key_id", "k.role as key_role", "k.last_used_at", "u.id", "u.role", "u.display_name");
   if (!row) return undefined;
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
     // Not awaited: bookkeeping must not slow down or fail the request.
     knex("api_keys").where("id", row.keyId).update({ lastUsedAt: knex.fn.now() }).catch(() => undefined);
   }
-  return { id: row.id, role: row.role, displayName: row.displayName, apiKeyId: row.keyId };
+  const role = row.keyRole ? lowerRole(row.role, row.keyRole) : row.role;
+  return { id: row.id, role, displayName: row.displayName, apiKeyId: row.keyId };
 }
 
 /**

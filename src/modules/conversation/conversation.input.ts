@@ -1,6 +1,6 @@
 import { ArgsType, Field, InputType } from "type-graphql";
 import { JSONResolver, UUIDResolver } from "graphql-scalars";
-import { MaxLength } from "class-validator";
+import { IsOptional, Matches, MaxLength } from "class-validator";
 import { ConnectionArgs } from "../../graphql/connection";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 
@@ -15,6 +15,22 @@ export class CreateConversationInput {
 
   @Field(() => JSONResolver, { nullable: true, description: "LLM parameters (model, temperature, system prompt, ...)" })
   parameters?: Record<string, unknown> | null;
+
+  @Field(() => UUIDResolver, {
+    nullable: true,
+    description: "Services and admins: create it for this user (a service needs the origin granted). Default: you",
+  })
+  ownerId?: string | null;
+
+  @Field(() => String, { nullable: true, description: "DISCORD origin only: the guild (server) id" })
+  @IsOptional()
+  @Matches(/^\d{1,25}$/)
+  discordGuildId?: string | null;
+
+  @Field(() => String, { nullable: true, description: "DISCORD origin only: the channel or thread id; one active conversation per channel" })
+  @IsOptional()
+  @Matches(/^\d{1,25}$/)
+  discordChannelId?: string | null;
 }
 
 @InputType()

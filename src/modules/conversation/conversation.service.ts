@@ -2,14 +2,17 @@
  * Conversations: listing with keyset paging, access checks, and the state rules (archived conversations
  * are read-only). Access failures and unknown ids both answer NOT_FOUND, so ids do not leak existence.
  */
+import type { Knex } from "knex";
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
-import { canReadConversation, isAdmin, type Viewer } from "../user/viewer";
+import { isAdmin, type Viewer } from "../user/viewer";
+import { assertMayActFor, canAccessConversation } from "../access/access.service";
+import { audit } from "../audit/audit.service";
 import { Conversation } from "./conversation.model";
-import { ConversationStatus } from "./conversation.enums";
+import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 import type { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
 
 export class ArchivedConversationError extends ConflictError {
@@ -21,9 +24,9 @@ export class ArchivedConversationError extends ConflictError {
 
 /** The conversation if the viewer may read it, else NOT_FOUND. */
 export async function getConversation(ctx: Context, id: string): Promise<Conversation> {
-  const viewer = viewerOf(ctx);
+  viewerOf(ctx);
   const conversation = await ctx.loaders.conversationById.load(id);
-  if (!conversation || !canReadConversation(viewer, conversation)) throw new NotFoundError("Conversation");
+  if (!conversation || !(await canAccessConversation(ctx, conversation))) throw new NotFoundError("Conversation");
   return conversation;
 }
 
@@ -65,11 +68,22 @@ export async function createConversation(ctx: Context, input: CreateConversation
   const viewer = viewerOf(ctx);
   checkText(input.title, "title");
   if (input.parameters != null) checkJson(input.parameters, "parameters", "object");
+  const ownerId = input.ownerId ?? viewer.id;
+  if (ownerId !== viewer.id) {
+    await assertMayActFor(ctx, input.origin);
+    const owner = await ctx.loaders.userById.load(ownerId);
+    if (!owner || !owner.isActive) throw new NotFoundError("User");
+  }
+  if ((input.discordGuildId || input.discordChannelId) && input.origin !== ConversationOrigin.DISCORD) {
+    throw new BadUserInputError("Discord guild and channel ids need origin DISCORD");
+  }
   const conversation = await Conversation.query(ctx.db.knex).insertAndFetch({
-    ownerId: viewer.id,
+    ownerId,
     title: input.title,
     origin: input.origin,
     parameters: input.parameters ?? {},
+    discordGuildId: input.discordGuildId ?? null,
+    discordChannelId: input.discordChannelId ?? null,
   });
   return refresh(ctx, conversation);
 }
@@ -86,7 +100,7 @@ export async function updateConversation(ctx: Context, id: string, input: Update
     patch.parameters = input.parameters;
   }
   if (Object.keys(patch).length === 0) throw new BadUserInputError("Nothing to update: pass title or parameters");
-  const [updated] = await patchActive(ctx, current.id, patch);
+  const [updated] = await patchActive(ctx.db.knex, current.id, patch);
   if (!updated) throw new ArchivedConversationError();
   return refresh(ctx, updated);
 }
@@ -95,14 +109,18 @@ export async function updateConversation(ctx: Context, id: string, input: Update
 export async function archiveConversation(ctx: Context, id: string): Promise<Conversation> {
   const current = await getConversation(ctx, id);
   if (current.status === ConversationStatus.ARCHIVED) return current;
-  const [updated] = await patchActive(ctx, current.id, { status: ConversationStatus.ARCHIVED, endedAt: new Date() });
+  const updated = await ctx.db.knex.transaction(async (trx) => {
+    const [row] = await patchActive(trx, current.id, { status: ConversationStatus.ARCHIVED, endedAt: new Date() });
+    if (row) await audit(ctx, { action: "conversation.archive", targetType: "conversation", targetId: id }, trx);
+    return row;
+  });
   // Lost a race with another archive: the row is archived either way.
   return refresh(ctx, updated ?? (await Conversation.query(ctx.db.knex).findById(id).throwIfNotFound()));
 }
 
 /** Patches the conversation only while it is active; the condition closes the race with a concurrent archive. */
-async function patchActive(ctx: Context, id: string, patch: Partial<Conversation>): Promise<Conversation[]> {
-  return (await Conversation.query(ctx.db.knex)
+async function patchActive(knex: Knex, id: string, patch: Partial<Conversation>): Promise<Conversation[]> {
+  return (await Conversation.query(knex)
     .patch(patch)
     .where({ id, status: ConversationStatus.ACTIVE })
     .returning("*")) as unknown as Conversation[];
@@ -111,8 +129,11 @@ async function patchActive(ctx: Context, id: string, patch: Partial<Conversation
 /** Deletes the conversation with its messages and transcripts (foreign keys cascade). */
 export async function deleteConversation(ctx: Context, id: string): Promise<boolean> {
   const current = await getConversation(ctx, id);
-  const deleted = await Conversation.query(ctx.db.knex).deleteById(current.id);
-  if (deleted === 0) throw new NotFoundError("Conversation");
+  await ctx.db.knex.transaction(async (trx) => {
+    const deleted = await Conversation.query(trx).deleteById(current.id);
+    if (deleted === 0) throw new NotFoundError("Conversation");
+    await audit(ctx, { action: "conversation.delete", targetType: "conversation", targetId: id, details: { ownerId: current.ownerId, title: current.title } }, trx);
+  });
   ctx.loaders.conversationById.clear(id);
   return true;
 }

@@ -14,6 +14,12 @@ export class AddMessageInput {
   @Field({ description: "The text. Empty only for an assistant message that carries toolCalls." })
   content: string;
 
+  @Field(() => UUIDResolver, {
+    nullable: true,
+    description: "Services and admins: write as this user (the author); the writer is kept in sentBy. A service needs the conversation's origin granted.",
+  })
+  actAs?: string | null;
+
   @Field(() => String, {
     nullable: true,
     description: "Idempotency key: a retry with the same key returns the original message; other content is CONFLICT",

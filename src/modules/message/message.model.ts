@@ -25,6 +25,8 @@ export class Message extends BaseModel {
 
   conversationId: string;
   authorId: string | null;
+  /** The service that wrote the message on behalf of its author (actAs), else null. */
+  sentBy: string | null;
   encryptedContent: Uint8Array | null;
   keyId: string | null;
 
@@ -34,8 +36,9 @@ export class Message extends BaseModel {
   @Field(() => MessageRole)
   role: MessageRole;
 
-  @Field()
-  content: string;
+  /** NULL when the text is stored encrypted: read it with messageText() (the GraphQL field resolver does). */
+  @Field(() => String)
+  content: string | null;
 
   @Field(() => MessageStatus)
   status: MessageStatus;

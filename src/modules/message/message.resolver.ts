@@ -6,6 +6,7 @@ import { Conversation } from "../conversation/conversation.model";
 import { Message } from "./message.model";
 import { AddMessageInput } from "./message.input";
 import * as messages from "./message.service";
+import { messageText, UndecryptableContentError } from "./encryption";
 
 @Resolver(() => Message)
 export class MessageResolver {
@@ -19,9 +20,28 @@ export class MessageResolver {
     return messages.addMessage(ctx, input);
   }
 
+  // Declared on the model too (which keeps its place in the schema); resolved here because the stored
+  // content may be ciphertext. An undecryptable message is an error for this field, never garbage text.
+  @FieldResolver(() => String)
+  content(@Root() message: Message, @Ctx() ctx: Context): string {
+    try {
+      return messageText(ctx.config.encryption, message);
+    } catch (error) {
+      if (error instanceof UndecryptableContentError) {
+        ctx.log.error({ messageId: message.id, keyId: message.keyId, reason: error.reason }, "message content could not be decrypted");
+      }
+      throw error;
+    }
+  }
+
   @FieldResolver(() => User, { nullable: true, description: "Null when the author's account was deleted" })
   async author(@Root() message: Message, @Ctx() ctx: Context): Promise<User | undefined> {
     return message.authorId ? ctx.loaders.userById.load(message.authorId) : undefined;
+  }
+
+  @FieldResolver(() => User, { nullable: true, description: "The service that wrote this message on behalf of its author" })
+  async sentBy(@Root() message: Message, @Ctx() ctx: Context): Promise<User | undefined> {
+    return message.sentBy ? ctx.loaders.userById.load(message.sentBy) : undefined;
   }
 
   @FieldResolver(() => Conversation)

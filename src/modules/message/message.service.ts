@@ -7,20 +7,23 @@ import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
-import { canReadConversation, canWriteRole, reachesAllConversations } from "../user/viewer";
+import { canWriteRole } from "../user/viewer";
+import { assertMayActFor, canAccessConversation, viewerScope } from "../access/access.service";
+import { Role } from "../user/role.enum";
 import { getConversation, getWritableConversation } from "../conversation/conversation.service";
 import { Message } from "./message.model";
 import { MessageRole } from "./message.enums";
 import type { AddMessageInput } from "./message.input";
+import { messageText, storedContent } from "./encryption";
 
 /** Thrown inside the transaction to roll it back when the request id was already used. */
 class DuplicateRequest extends Error {}
 
 export async function getMessage(ctx: Context, id: string): Promise<Message> {
-  const viewer = viewerOf(ctx);
+  viewerOf(ctx);
   const message = await ctx.loaders.messageById.load(id);
   const conversation = message && (await ctx.loaders.conversationById.load(message.conversationId));
-  if (!message || !conversation || !canReadConversation(viewer, conversation)) throw new NotFoundError("Message");
+  if (!message || !conversation || !(await canAccessConversation(ctx, conversation))) throw new NotFoundError("Message");
   return message;
 }
 
@@ -47,14 +50,33 @@ function checkInput(ctx: Context, input: AddMessageInput): void {
   }
 }
 
+/**
+ * Who the message is by: the viewer, or with actAs the user a service (or admin) writes for. Acting for
+ * someone needs the conversation's whole origin granted, so a worker granted one conversation cannot put
+ * words in other users' mouths.
+ */
+async function authorOf(ctx: Context, input: AddMessageInput): Promise<string> {
+  const viewer = viewerOf(ctx);
+  if (!input.actAs || input.actAs === viewer.id) return viewer.id;
+  if (viewer.role === Role.MEMBER) throw new ForbiddenError("Only services and admins can write as another user");
+  const conversation = await getConversation(ctx, input.conversationId);
+  await assertMayActFor(ctx, conversation.origin);
+  const user = await ctx.loaders.userById.load(input.actAs);
+  if (!user || !user.isActive) throw new NotFoundError("User");
+  return user.id;
+}
+
 export async function addMessage(ctx: Context, input: AddMessageInput): Promise<Message> {
   const viewer = viewerOf(ctx);
   checkInput(ctx, input);
   const knex = ctx.db.knex;
+  const author = await authorOf(ctx, input);
+  const scope = await viewerScope(ctx);
   try {
     const message = await knex.transaction(async (trx) => {
       const bump = trx("conversations")
         .where({ id: input.conversationId, status: "active" })
+        .modify(scope)
         .update(
           {
             lastSeq: knex.raw("last_seq + 1"),
@@ -65,16 +87,17 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
           },
           ["lastSeq"],
         );
-      if (!reachesAllConversations(viewer)) bump.where("ownerId", viewer.id);
       const [conversation] = (await bump) as { lastSeq: number }[];
       if (!conversation) return undefined; // unknown, not the viewer's, or archived: explained below
       const [row] = await trx("messages")
         .insert({
           conversationId: input.conversationId,
           seq: conversation.lastSeq,
-          authorId: viewer.id,
+          authorId: author,
+          sentBy: author === viewer.id ? null : viewer.id,
           role: input.role,
-          content: input.content,
+          // Plain text, or (with a key ring) ciphertext bound to this conversation and seq.
+          ...storedContent(ctx.config.encryption, input.conversationId, conversation.lastSeq, input.content),
           requestId: input.requestId ?? null,
           metadata: JSON.stringify(input.metadata ?? {}),
           toolCalls: input.toolCalls == null ? null : JSON.stringify(input.toolCalls),
@@ -94,7 +117,7 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
     if (!message) {
       // A retry of a write that succeeded before the conversation was archived still gets its message.
       const earlier = input.requestId == null ? undefined : await findRetried(ctx, input);
-      if (earlier) return sameOrConflict(earlier, input);
+      if (earlier) return sameOrConflict(ctx, earlier, input);
       await getWritableConversation(ctx, input.conversationId); // throws NOT_FOUND or CONFLICT (archived)
       throw new NotFoundError("Conversation"); // vanished between the two reads
     }
@@ -105,7 +128,7 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
     if (error instanceof DuplicateRequest) {
       const earlier = await findRetried(ctx, input);
       if (!earlier) throw new NotFoundError("Message"); // its conversation was deleted meanwhile
-      return sameOrConflict(earlier, input);
+      return sameOrConflict(ctx, earlier, input);
     }
     throw error;
   }
@@ -118,8 +141,8 @@ async function findRetried(ctx: Context, input: AddMessageInput): Promise<Messag
 }
 
 /** The original of a retried request; CONFLICT when the retry carries a different message. */
-function sameOrConflict(original: Message, input: AddMessageInput): Message {
-  if (original.role !== input.role || original.content !== input.content) {
+function sameOrConflict(ctx: Context, original: Message, input: AddMessageInput): Message {
+  if (original.role !== input.role || messageText(ctx.config.encryption, original) !== input.content) {
     throw new ConflictError("requestId was already used for a different message in this conversation");
   }
   return original;

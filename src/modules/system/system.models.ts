@@ -1,19 +1,7 @@
 /**
- * Operational tables. They have no GraphQL surface yet: the access issue adds admin queries for the
- * audit log and configs; backups write backup_logs.
+ * Operational tables. backup_logs has no GraphQL surface yet: backups write it.
  */
 import { Model } from "objection";
-
-export class SystemConfig extends Model {
-  static override tableName = "system_configs";
-  static override idColumn = "key";
-  key: string;
-  value: unknown;
-  description: string | null;
-  updatedBy: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
 
 export class BackupLog extends Model {
   static override tableName = "backup_logs";
@@ -25,17 +13,4 @@ export class BackupLog extends Model {
   filePath: string | null;
   fileSizeBytes: number | null;
   errorMessage: string | null;
-}
-
-export class AuditLog extends Model {
-  static override tableName = "audit_logs";
-  id: string;
-  actorId: string | null;
-  action: string;
-  targetType: string | null;
-  targetId: string | null;
-  details: Record<string, unknown>;
-  ip: string | null;
-  requestId: string | null;
-  createdAt: Date;
 }

@@ -1,5 +1,9 @@
-import { Ctx, FieldResolver, Query, Resolver, Root } from "type-graphql";
-import { JSONResolver } from "graphql-scalars";
+import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
+import { JSONResolver, UUIDResolver } from "graphql-scalars";
+import { ConnectionType, type ConnectionShape } from "../../graphql/connection";
+import { Role } from "./role.enum";
+import { CreateUserInput, UpsertDiscordUserInput, UsersArgs } from "./user.input";
+import * as admin from "./user.admin";
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { NotFoundError } from "../../graphql/errors";
@@ -12,8 +16,40 @@ function privateField<T>(ctx: Context, user: User, value: T): T | null {
   return viewer.id === user.id || isAdmin(viewer) ? value : null;
 }
 
+export const UserConnection = ConnectionType(User);
+
 @Resolver(() => User)
 export class UserResolver {
+  @Query(() => UserConnection, { description: "Admins only: all users, newest first" })
+  users(@Args() args: UsersArgs, @Ctx() ctx: Context): Promise<ConnectionShape<User>> {
+    return admin.listUsers(ctx, args);
+  }
+
+  @Mutation(() => User, { description: "Admins only" })
+  createUser(@Arg("input") input: CreateUserInput, @Ctx() ctx: Context): Promise<User> {
+    return admin.createUser(ctx, input);
+  }
+
+  @Mutation(() => User, { description: "Admins only (not on themselves)" })
+  setUserRole(@Arg("id", () => UUIDResolver) id: string, @Arg("role", () => Role) role: Role, @Ctx() ctx: Context): Promise<User> {
+    return admin.setUserRole(ctx, id, role);
+  }
+
+  @Mutation(() => User, { description: "Admins only (not on themselves): the user's keys and tokens stop working at once" })
+  deactivateUser(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<User> {
+    return admin.deactivateUser(ctx, id);
+  }
+
+  @Mutation(() => User, { description: "Admins only" })
+  reactivateUser(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<User> {
+    return admin.reactivateUser(ctx, id);
+  }
+
+  @Mutation(() => User, { description: "Admins, and services granted the DISCORD origin: the member with this Discord id, created or renamed" })
+  upsertDiscordUser(@Arg("input") input: UpsertDiscordUserInput, @Ctx() ctx: Context): Promise<User> {
+    return admin.upsertDiscordUser(ctx, input);
+  }
+
   @Query(() => User, { description: "The user the bearer token belongs to" })
   async viewer(@Ctx() ctx: Context): Promise<User> {
     const user = await ctx.loaders.userById.load(viewerOf(ctx).id);

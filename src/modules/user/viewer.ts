@@ -1,6 +1,6 @@
 /**
- * Who is asking, and what that lets them reach. Every access decision about conversations goes through
- * these functions, so the access issue (service grants) changes one place.
+ * Who is asking. Decisions that need the database (conversation access, service grants) live in
+ * modules/access; the rules here need only the viewer.
  */
 import { Role } from "./role.enum";
 
@@ -15,16 +15,15 @@ export interface Viewer {
 
 export const isAdmin = (viewer: Viewer): boolean => viewer.role === Role.ADMIN;
 
-/**
- * Admins reach every conversation. Services (bots, AI workers) also do until per-conversation grants
- * exist; members reach only their own.
- */
-export function reachesAllConversations(viewer: Viewer): boolean {
-  return viewer.role === Role.ADMIN || viewer.role === Role.SERVICE;
+const RANK: Record<Role, number> = { [Role.MEMBER]: 0, [Role.SERVICE]: 1, [Role.ADMIN]: 2 };
+
+/** The lower of two roles: a key never has more power than its user. */
+export function lowerRole(a: Role, b: Role): Role {
+  return RANK[a] <= RANK[b] ? a : b;
 }
 
-export function canReadConversation(viewer: Viewer, conversation: { ownerId: string }): boolean {
-  return reachesAllConversations(viewer) || conversation.ownerId === viewer.id;
+export function roleAtMost(role: Role, limit: Role): boolean {
+  return RANK[role] <= RANK[limit];
 }
 
 /** Members write only USER messages; assistant, system and tool messages come from services and admins. */

@@ -1,0 +1,69 @@
+/**
+ * Who may reach which conversation. Admins: all. Members: their own. Services: their own, plus what
+ * admins granted them (single conversations, or every conversation of an origin such as DISCORD).
+ * Every read path checks a loaded conversation with canAccessConversation; write paths that lock the row
+ * in SQL use scopeToViewer, which states the same rule as a WHERE clause.
+ */
+import type { Knex } from "knex";
+import type { Context } from "../../graphql/context";
+import { viewerOf } from "../../graphql/context";
+import { ForbiddenError } from "../../graphql/errors";
+import { Role } from "../user/role.enum";
+import type { Viewer } from "../user/viewer";
+import type { ConversationOrigin } from "../conversation/conversation.enums";
+import type { GrantSet } from "./grant.model";
+
+const NO_GRANTS: GrantSet = { origins: new Set(), conversationIds: new Set() };
+
+/** The batch function of the per-request grants loader (keyed by service id). */
+export async function loadGrantSets(knex: Knex, serviceIds: readonly string[]): Promise<GrantSet[]> {
+  const rows: { serviceId: string; conversationId: string | null; origin: string | null }[] = await knex("service_grants")
+    .whereIn("service_id", serviceIds as string[])
+    .select("service_id", "conversation_id", "origin");
+  return serviceIds.map((id) => {
+    const mine = rows.filter((row) => row.serviceId === id);
+    return {
+      origins: new Set(mine.flatMap((row) => (row.origin ? [row.origin] : []))),
+      conversationIds: new Set(mine.flatMap((row) => (row.conversationId ? [row.conversationId] : []))),
+    };
+  });
+}
+
+async function grantsOf(ctx: Context, viewer: Viewer): Promise<GrantSet> {
+  return viewer.role === Role.SERVICE ? ctx.loaders.grantsByServiceId.load(viewer.id) : NO_GRANTS;
+}
+
+export async function canAccessConversation(ctx: Context, conversation: { id: string; ownerId: string; origin: string }): Promise<boolean> {
+  const viewer = viewerOf(ctx);
+  if (viewer.role === Role.ADMIN || conversation.ownerId === viewer.id) return true;
+  const grants = await grantsOf(ctx, viewer);
+  return grants.origins.has(conversation.origin) || grants.conversationIds.has(conversation.id);
+}
+
+/**
+ * A filter narrowing a query on `conversations` to the rows the viewer may reach: the SQL form of
+ * canAccessConversation. It is built (grants loaded) before the caller opens a transaction: on PGlite's
+ * single connection a query outside the transaction would wait for it forever.
+ */
+export async function viewerScope(ctx: Context): Promise<(query: Knex.QueryBuilder) => void> {
+  const viewer = viewerOf(ctx);
+  if (viewer.role === Role.ADMIN) return () => undefined;
+  const grants = await grantsOf(ctx, viewer);
+  return (query) =>
+    void query.where((q) => {
+      q.where("conversations.owner_id", viewer.id);
+      if (grants.origins.size) q.orWhereIn("conversations.origin", [...grants.origins]);
+      if (grants.conversationIds.size) q.orWhereIn("conversations.id", [...grants.conversationIds]);
+    });
+}
+
+/**
+ * May the viewer act for another user in conversations of `origin` (create them for the user, write as the
+ * user)? Admins may; services need a grant on the whole origin.
+ */
+export async function assertMayActFor(ctx: Context, origin: ConversationOrigin | string): Promise<void> {
+  const viewer = viewerOf(ctx);
+  if (viewer.role === Role.ADMIN) return;
+  if (viewer.role === Role.SERVICE && (await grantsOf(ctx, viewer)).origins.has(origin)) return;
+  throw new ForbiddenError(`Acting for another user needs an admin, or a service granted the ${String(origin).toUpperCase()} origin`);
+}

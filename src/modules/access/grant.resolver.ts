@@ -1,0 +1,24 @@
+import { Arg, Ctx, Mutation, Query, Resolver } from "type-graphql";
+import { UUIDResolver } from "graphql-scalars";
+import type { Context } from "../../graphql/context";
+import { ServiceGrant } from "./grant.model";
+import { GrantServiceInput } from "./grant.input";
+import * as grants from "./grant.service";
+
+@Resolver(() => ServiceGrant)
+export class ServiceGrantResolver {
+  @Mutation(() => ServiceGrant, { description: "Admins only: lets a service reach a conversation, or every conversation of an origin" })
+  grantService(@Arg("input") input: GrantServiceInput, @Ctx() ctx: Context): Promise<ServiceGrant> {
+    return grants.grantService(ctx, input);
+  }
+
+  @Mutation(() => Boolean, { description: "Admins only" })
+  revokeServiceGrant(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<boolean> {
+    return grants.revokeServiceGrant(ctx, id);
+  }
+
+  @Query(() => [ServiceGrant], { description: "Admins: any service's grants (or all); services: their own" })
+  serviceGrants(@Arg("serviceId", () => UUIDResolver, { nullable: true }) serviceId: string | null, @Ctx() ctx: Context): Promise<ServiceGrant[]> {
+    return grants.listServiceGrants(ctx, serviceId);
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * User management: admins list, create, re-role, deactivate and reactivate users; the Discord adapter
+ * (a service granted the DISCORD origin) upserts users by Discord id. Admins cannot demote or deactivate
+ * themselves, so an install cannot lose its last way in by accident.
+ */
+import type { Context } from "../../graphql/context";
+import { viewerOf } from "../../graphql/context";
+import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors";
+import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
+import { audit } from "../audit/audit.service";
+import { assertMayActFor } from "../access/access.service";
+import { ConversationOrigin } from "../conversation/conversation.enums";
+import { Role } from "./role.enum";
+import { User } from "./user.model";
+import { isAdmin } from "./viewer";
+import type { CreateUserInput, UpsertDiscordUserInput, UsersArgs } from "./user.input";
+
+function assertAdmin(ctx: Context): void {
+  if (!isAdmin(viewerOf(ctx))) throw new ForbiddenError("User management is for admins");
+}
+
+export async function listUsers(ctx: Context, args: UsersArgs): Promise<ConnectionShape<User>> {
+  assertAdmin(ctx);
+  const filtered = () => {
+    const query = User.query(ctx.db.knex);
+    if (args.filter?.role) query.where("role", args.filter.role);
+    if (args.filter?.isActive != null) query.where("isActive", args.filter.isActive);
+    return query;
+  };
+  return newestFirstPage(filtered, pageRequest(args, ctx.config), "createdAt", "created_at");
+}
+
+export async function createUser(ctx: Context, input: CreateUserInput): Promise<User> {
+  assertAdmin(ctx);
+  return ctx.db.knex.transaction(async (trx) => {
+    const user = await User.query(trx).insertAndFetch({
+      displayName: input.displayName,
+      role: input.role,
+      email: input.email ?? null,
+      externalId: input.externalId ?? null,
+    });
+    await audit(ctx, { action: "user.create", targetType: "user", targetId: user.id, details: { role: user.role } }, trx);
+    return user;
+  });
+}
+
+async function changeUser(ctx: Context, id: string, patch: Partial<User>, action: string): Promise<User> {
+  assertAdmin(ctx);
+  if (id === ctx.viewer!.id) throw new ForbiddenError("Admins cannot change their own role or deactivate themselves");
+  return ctx.db.knex.transaction(async (trx) => {
+    const [user] = (await User.query(trx).patch(patch).where("id", id).returning("*")) as unknown as User[];
+    if (!user) throw new NotFoundError("User");
+    await audit(ctx, { action, targetType: "user", targetId: id, details: patch as Record<string, unknown> }, trx);
+    ctx.loaders.userById.clear(id).prime(id, user);
+    return user;
+  });
+}
+
+export const setUserRole = (ctx: Context, id: string, role: Role) => changeUser(ctx, id, { role }, "user.set_role");
+/** A deactivated user's keys and tokens stop working at once. */
+export const deactivateUser = (ctx: Context, id: string) => changeUser(ctx, id, { isActive: false }, "user.deactivate");
+export const reactivateUser = (ctx: Context, id: string) => changeUser(ctx, id, { isActive: true }, "user.reactivate");
+
+/** The member with this Discord id, created or renamed as needed (Discord names change). */
+export async function upsertDiscordUser(ctx: Context, input: UpsertDiscordUserInput): Promise<User> {
+  await assertMayActFor(ctx, ConversationOrigin.DISCORD);
+  if (input.displayName.trim() === "") throw new BadUserInputError("displayName must not be blank");
+  return ctx.db.knex.transaction(async (trx) => {
+    const [row] = await trx("users")
+      .insert({ discordId: input.discordId, displayName: input.displayName, role: Role.MEMBER })
+      .onConflict("discordId")
+      .merge(["displayName"])
+      .returning(["*", trx.raw("(xmax = 0) as inserted")]);
+    if (row.inserted) await audit(ctx, { action: "user.create", targetType: "user", targetId: row.id, details: { discordId: input.discordId } }, trx);
+    const { inserted: _inserted, ...user } = row;
+    return User.fromDatabaseJson(user);
+  });
+}

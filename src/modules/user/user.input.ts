@@ -1,0 +1,50 @@
+import { ArgsType, Field, InputType } from "type-graphql";
+import { IsEmail, IsOptional, Length, Matches } from "class-validator";
+import { ConnectionArgs } from "../../graphql/connection";
+import { Role } from "./role.enum";
+
+@InputType()
+export class UserFilter {
+  @Field(() => Role, { nullable: true })
+  role?: Role;
+
+  @Field({ nullable: true })
+  isActive?: boolean;
+}
+
+@ArgsType()
+export class UsersArgs extends ConnectionArgs {
+  @Field(() => UserFilter, { nullable: true })
+  filter?: UserFilter | null;
+}
+
+@InputType()
+export class CreateUserInput {
+  @Field()
+  @Length(1, 200)
+  displayName: string;
+
+  @Field(() => Role, { defaultValue: Role.MEMBER })
+  role: Role;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @IsEmail()
+  email?: string | null;
+
+  @Field(() => String, { nullable: true, description: "Identity-provider subject (JWT `sub`)" })
+  @IsOptional()
+  @Length(1, 255)
+  externalId?: string | null;
+}
+
+@InputType()
+export class UpsertDiscordUserInput {
+  @Field({ description: "The Discord user id (a snowflake)" })
+  @Matches(/^\d{1,25}$/)
+  discordId: string;
+
+  @Field()
+  @Length(1, 200)
+  displayName: string;
+}

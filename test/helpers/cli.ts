@@ -1,0 +1,42 @@
+/**
+ * The operator commands run as operators run them: real child processes with a clean database
+ * environment (the test runner's own DATABASE_URL, PGLITE_DIR and key ring are not inherited).
+ */
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+
+export const ROOT = path.resolve(__dirname, "../..");
+const exec = promisify(execFile);
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function run(command: string, args: string[], env: Record<string, string>): Promise<RunResult> {
+  const {
+    PARLEY_TEST_PG_ADMIN_URL: _a,
+    DATABASE_URL: _b,
+    PGLITE_DIR: _c,
+    MESSAGE_ENCRYPTION_KEYS: _d,
+    MESSAGE_ENCRYPTION_CURRENT_KEY: _e,
+    ...inherited
+  } = process.env;
+  try {
+    const { stdout, stderr } = await exec(command, args, { cwd: ROOT, env: { ...inherited, ...env }, timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failed.code === "number" ? failed.code : 1, stdout: failed.stdout ?? "", stderr: failed.stderr ?? "" };
+  }
+}
+
+/** The knex CLI with knexfile.ts. */
+export const knexCli = (args: string[], env: Record<string, string>) =>
+  run(process.execPath, [path.join(ROOT, "node_modules/knex/bin/cli.js"), ...args], env);
+
+/** `npm run cli -- <args>` (without npm's own output). */
+export const parleyCli = (args: string[], env: Record<string, string>) =>
+  run(process.execPath, ["-r", "@swc-node/register", path.join(ROOT, "src/cli.ts"), ...args], env);
