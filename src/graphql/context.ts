@@ -8,7 +8,7 @@ import type { Config } from "../config";
 import type { Database } from "../db/database";
 import type { Viewer } from "../modules/user/viewer";
 import { authenticateApiKey, isApiKey } from "../modules/api-key/api-key.service";
-import { looksLikeJwt, viewerForJwt } from "../modules/auth/jwt.service";
+import { looksLikeJwt, viewerForJwt, type RequestMeta } from "../modules/auth/jwt.service";
 import { createLoaders, type Loaders } from "./loaders";
 import { UnauthenticatedError } from "./errors";
 
@@ -41,19 +41,24 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
  * The viewer a bearer header stands for: null without one; UNAUTHENTICATED when it is malformed, unknown,
  * expired, revoked or its user is deactivated — one message for all, so the answer helps no attacker.
  */
-export async function resolveViewer(deps: ContextDeps, authorization: string | null | undefined): Promise<Viewer | null> {
+export async function resolveViewer(
+  deps: ContextDeps,
+  authorization: string | null | undefined,
+  meta: RequestMeta = {},
+): Promise<Viewer | null> {
   if (authorization == null || authorization === "") return null;
   const token = BEARER.exec(authorization)?.[1];
   let viewer: Viewer | undefined;
   if (token && isApiKey(token)) viewer = await authenticateApiKey(deps.db.knex, token);
-  else if (token && deps.config.jwt && looksLikeJwt(token)) viewer = await viewerForJwt(deps.db.knex, deps.config.jwt, token);
+  else if (token && deps.config.jwt && looksLikeJwt(token)) viewer = await viewerForJwt(deps.db.knex, deps.config.jwt, token, meta);
   if (!viewer) throw new UnauthenticatedError("Invalid or revoked token");
   return viewer;
 }
 
 export async function createContext(deps: ContextDeps, input: ContextInput = {}): Promise<Context> {
-  const viewer = await resolveViewer(deps, input.authorization);
-  return contextFor(deps, viewer, input);
+  const requestId = input.requestId ?? randomUUID();
+  const viewer = await resolveViewer(deps, input.authorization, { ip: input.ip, requestId });
+  return contextFor(deps, viewer, { ...input, requestId });
 }
 
 /** A context for an already known viewer (subscription events, in-process callers, tests). */

@@ -166,7 +166,8 @@ export function makeFormatError(options: FormatOptions) {
   };
 }
 
-function withoutHttp(extensions: Record<string, unknown>): Record<string, unknown> {
+/** Extensions without `http` (status and headers meant for the HTTP response, not for clients to read). */
+export function withoutHttp(extensions: Record<string, unknown>): Record<string, unknown> {
   const { http: _http, ...rest } = extensions;
   return rest;
 }

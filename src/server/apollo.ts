@@ -10,6 +10,7 @@ import type { GraphQLSchema, OperationDefinitionNode } from "graphql";
 import type { Config } from "../config";
 import type { Context } from "../graphql/context";
 import { AppError, UnauthenticatedError, makeFormatError, mapDatabaseError } from "../graphql/errors";
+import { queryLimitsPlugin, queryParseOptions } from "./query-limits";
 
 /** True when the operation asks only for __schema/__type/__typename (Sandbox's schema fetch). */
 export function isIntrospectionOnly(operation: OperationDefinitionNode): boolean {
@@ -51,11 +52,13 @@ export function createApollo(schema: GraphQLSchema, config: Config, plugins: Apo
     includeStacktraceInErrorResponses: false,
     formatError: makeFormatError({ exposeDetails: false }),
     csrfPrevention: true,
+    parseOptions: queryParseOptions(config),
     plugins: [
       production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       // The cache-control plugin inspects every field of every response; Parley sets no cache hints.
       ApolloServerPluginCacheControlDisabled(),
-      requireViewer,
+      requireViewer, // before the query limits, so a caller without a token learns only that (401)
+      queryLimitsPlugin(config),
       logHiddenErrors,
       ...plugins,
     ],

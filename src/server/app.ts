@@ -16,6 +16,7 @@ import { createSchema } from "../graphql/schema";
 import type { Context } from "../graphql/context";
 import { createApollo } from "./apollo";
 import { createHttpHandler } from "./http";
+import { createRateLimiter } from "./rate-limit";
 import { attachWebSocketServer } from "./ws";
 
 export interface RunningServer {
@@ -38,6 +39,7 @@ export interface StartOptions {
 
 export async function startServer({ config, db: givenDb, log = createLogger(config) }: StartOptions): Promise<RunningServer> {
   const db = givenDb ?? createDatabase(config);
+  const rateLimiter = createRateLimiter(config, db, log);
   try {
     if (config.migrateOnStart) {
       const applied = await db.migrate();
@@ -45,7 +47,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     }
     const schema = await createSchema();
     const httpServer = http.createServer();
-    const deps = { config, db, log };
+    const deps = { config, db, log, rateLimiter };
     const ws = attachWebSocketServer(httpServer, schema, deps);
     const apollo = createApollo(schema, config, [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceSeconds * 1000 }),
@@ -72,10 +74,12 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       dispose: () =>
         (disposing ??= (async () => {
           await apollo.stop();
+          rateLimiter.dispose();
           if (!givenDb) await db.close();
         })()),
     };
   } catch (error) {
+    rateLimiter.dispose();
     if (!givenDb) await db.close();
     throw error;
   }

@@ -9,6 +9,8 @@ import type { Config } from "../config";
 import type { Context, ContextDeps } from "../graphql/context";
 import { createContext } from "../graphql/context";
 import { AppError, ErrorCode } from "../graphql/errors";
+import { applyCors } from "./cors";
+import type { RateLimiter } from "./rate-limit";
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -67,10 +69,11 @@ async function parseBody(req: http.IncomingMessage, config: Config): Promise<unk
 
 export interface HttpHandlerDeps extends ContextDeps {
   apollo: ApolloServer<Context>;
+  rateLimiter: RateLimiter;
 }
 
 export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
-  const { apollo, config, db, log } = deps;
+  const { apollo, config, db, log, rateLimiter } = deps;
   return async (req, res) => {
     const started = process.hrtime.bigint();
     const header = req.headers["x-request-id"];
@@ -88,6 +91,11 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
         return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "unavailable" });
       }
       if (url.pathname !== "/graphql") throw new HttpError(404, ErrorCode.NOT_FOUND, "Not found");
+      applyCors(req, res, config.corsOrigins, req.method === "OPTIONS");
+      if (req.method === "OPTIONS") {
+        res.writeHead(204, { allow: "GET, POST, OPTIONS" });
+        return res.end();
+      }
       if (req.method !== "GET" && req.method !== "POST") throw new HttpError(405, "METHOD_NOT_ALLOWED", "Use GET or POST");
 
       const body = await parseBody(req, config);
@@ -97,8 +105,15 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
       }
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
-        context: () =>
-          createContext(deps, { authorization: req.headers.authorization, requestId, ip: req.socket.remoteAddress ?? null }),
+        // Every request counts against its address first (also when its token turns out to be invalid),
+        // then against its token; over either budget it is refused with 429 before anything runs.
+        context: async () => {
+          const ip = req.socket.remoteAddress ?? null;
+          await rateLimiter.consumeIp(ip);
+          const context = await createContext(deps, { authorization: req.headers.authorization, requestId, ip });
+          await rateLimiter.consumeViewer(context.viewer);
+          return context;
+        },
       });
       for (const [name, value] of response.headers) res.setHeader(name, value);
       res.statusCode = response.status ?? 200;

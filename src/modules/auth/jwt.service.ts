@@ -48,25 +48,43 @@ interface UserRow {
   isActive: boolean;
 }
 
+/** Where the request came from, for the audit entry of a provisioning. */
+export interface RequestMeta {
+  ip?: string | null;
+  requestId?: string | null;
+}
+
 /** The viewer for a verified token: the user with that subject, created on first sight if allowed. */
-export async function viewerForJwt(knex: Knex, jwt: JwtConfig, token: string): Promise<Viewer | undefined> {
+export async function viewerForJwt(knex: Knex, jwt: JwtConfig, token: string, meta: RequestMeta = {}): Promise<Viewer | undefined> {
   const claims = await verifyJwt(jwt, token);
   if (!claims?.sub) return undefined;
   const find = (): Promise<UserRow | undefined> =>
     knex("users").where("external_id", claims.sub).first("id", "role", "display_name", "is_active");
   let user = await find();
   if (!user && jwt.autoProvision) {
-    const email = typeof claims.email === "string" && claims.email_verified === true ? claims.email : null;
-    // Two first requests can race: the unique external_id lets one insert win and the other read it.
-    const [created] = await knex("users")
-      .insert({ externalId: claims.sub, displayName: displayNameOf(claims), role: Role.MEMBER, email })
-      .onConflict(knex.raw("(external_id)"))
-      .ignore()
-      .returning(["id"]);
+    const claimed = typeof claims.email === "string" && claims.email_verified === true ? claims.email : null;
+    await knex.transaction(async (trx) => {
+      // An email another user already has is left out rather than failing the sign-in (and never links the two).
+      const taken = claimed && (await trx("users").whereRaw("lower(email) = lower(?)", [claimed]).first("id"));
+      // Two first requests can race: the unique external_id lets one insert win and the other read it.
+      const [created] = await trx("users")
+        .insert({ externalId: claims.sub, displayName: displayNameOf(claims), role: Role.MEMBER, email: taken ? null : claimed })
+        .onConflict(trx.raw("(external_id)"))
+        .ignore()
+        .returning(["id"]);
+      if (created) {
+        await trx("audit_logs").insert({
+          actorId: created.id,
+          action: "user.provision",
+          targetType: "user",
+          targetId: created.id,
+          details: JSON.stringify({ via: "jwt" }),
+          ip: meta.ip ?? null,
+          requestId: meta.requestId ?? null,
+        });
+      }
+    });
     user = await find();
-    if (created && user) {
-      await knex("audit_logs").insert({ actorId: user.id, action: "user.provision", targetType: "user", targetId: user.id, details: JSON.stringify({ via: "jwt" }) });
-    }
   }
   if (!user || !user.isActive) return undefined;
   return { id: user.id, role: user.role, displayName: user.displayName };

@@ -74,8 +74,11 @@ export async function createConversation(ctx: Context, input: CreateConversation
     const owner = await ctx.loaders.userById.load(ownerId);
     if (!owner || !owner.isActive) throw new NotFoundError("User");
   }
-  if ((input.discordGuildId || input.discordChannelId) && input.origin !== ConversationOrigin.DISCORD) {
-    throw new BadUserInputError("Discord guild and channel ids need origin DISCORD");
+  if (input.discordGuildId || input.discordChannelId) {
+    if (input.origin !== ConversationOrigin.DISCORD) throw new BadUserInputError("Discord guild and channel ids need origin DISCORD");
+    // Binding a conversation to a channel is the Discord adapter's job: anyone else could claim a channel
+    // (its one active conversation) and receive what the adapter relays from it.
+    await assertMayActFor(ctx, ConversationOrigin.DISCORD);
   }
   const conversation = await Conversation.query(ctx.db.knex).insertAndFetch({
     ownerId,

@@ -52,9 +52,11 @@ export class UserResolver {
 
   @Query(() => User, { description: "The user the bearer token belongs to" })
   async viewer(@Ctx() ctx: Context): Promise<User> {
-    const user = await ctx.loaders.userById.load(viewerOf(ctx).id);
+    const viewer = viewerOf(ctx);
+    const user = await ctx.loaders.userById.load(viewer.id);
     if (!user) throw new NotFoundError("User");
-    return user;
+    // A key limited to a lower role acts with that role; a copy, so the cached user elsewhere keeps its own.
+    return user.role === viewer.role ? user : Object.assign(user.$clone(), { role: viewer.role });
   }
 
   @FieldResolver(() => String, { nullable: true, description: "Visible to the user and admins" })

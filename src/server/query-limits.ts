@@ -1,0 +1,128 @@
+/**
+ * Limits on the shape of a query, checked after parsing and validation and before anything runs: lexical
+ * tokens (while parsing), selection depth and estimated cost. One check serves Apollo (a plugin) and
+ * graphql-ws (ws.ts calls checkQueryLimits in onSubscribe), so both transports refuse the same documents.
+ */
+import {
+  getVariableValues,
+  Kind,
+  type DocumentNode,
+  type FragmentDefinitionNode,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type ParseOptions,
+  type SelectionSetNode,
+} from "graphql";
+import { getComplexity, type ComplexityEstimator } from "graphql-query-complexity";
+import type { ApolloServerPlugin } from "@apollo/server";
+import type { Config } from "../config";
+import type { Context } from "../graphql/context";
+import { QueryTooComplexError, QueryTooDeepError } from "../graphql/errors";
+
+/** For graphql-js parse(): a document of more tokens is refused before an AST is built. */
+export function queryParseOptions(config: Config): ParseOptions {
+  return { maxTokens: config.limits.maxQueryTokens };
+}
+
+/**
+ * How deeply field selections nest: `{ viewer { id } }` is 2. Fragment spreads and inline fragments add no
+ * level of their own. Introspection fields count as one level: the standard introspection query nests
+ * `ofType` nine deep, and its size is bounded by the schema (and by the complexity and token limits).
+ */
+export function queryDepth(document: DocumentNode, operation: OperationDefinitionNode): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  // A fragment's depth does not depend on where it is spread, so each is measured once (no blow-up from
+  // fragments spread many times); `active` guards against cycles, which validation should have refused.
+  const known = new Map<string, number>();
+  const active = new Set<string>();
+
+  const fragmentDepth = (name: string): number => {
+    const cached = known.get(name);
+    if (cached !== undefined) return cached;
+    const fragment = fragments.get(name);
+    if (!fragment || active.has(name)) return 0;
+    active.add(name);
+    const depth = selectionDepth(fragment.selectionSet);
+    active.delete(name);
+    known.set(name, depth);
+    return depth;
+  };
+  const selectionDepth = (set: SelectionSetNode): number => {
+    let max = 0;
+    for (const selection of set.selections) {
+      let depth: number;
+      if (selection.kind === Kind.FIELD) {
+        const nested = selection.selectionSet && !selection.name.value.startsWith("__");
+        depth = 1 + (nested ? selectionDepth(selection.selectionSet) : 0);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) depth = selectionDepth(selection.selectionSet);
+      else depth = fragmentDepth(selection.name.value);
+      max = Math.max(max, depth);
+    }
+    return max;
+  };
+  return selectionDepth(operation.selectionSet);
+}
+
+/**
+ * Cost of one field: a paged field (one that takes `first`/`last`) returns up to its page size of items, so
+ * it costs 1 plus the page size times its selection; any other field costs 1 plus its selection. A size
+ * above MAX_PAGE_SIZE is counted as MAX_PAGE_SIZE: the resolver refuses it (BAD_USER_INPUT) without
+ * loading anything, and that error says more than QUERY_TOO_COMPLEX would.
+ */
+function pageSizeEstimator({ defaultPageSize, maxPageSize }: Config): ComplexityEstimator {
+  return ({ field, args, childComplexity }) => {
+    const paged = field.args.some((arg) => arg.name === "first" || arg.name === "last");
+    if (!paged) return 1 + childComplexity;
+    const size = [args.first, args.last].find((value): value is number => typeof value === "number") ?? defaultPageSize;
+    return 1 + Math.min(Math.max(0, size), maxPageSize) * childComplexity;
+  };
+}
+
+export interface QueryToCheck {
+  schema: GraphQLSchema;
+  /** Parsed and validated. */
+  document: DocumentNode;
+  operation: OperationDefinitionNode;
+  variables?: Record<string, unknown> | null;
+}
+
+/** Throws QUERY_TOO_DEEP or QUERY_TOO_COMPLEX when the operation is over the configured limits. */
+export function checkQueryLimits({ schema, document, operation, variables }: QueryToCheck, config: Config): void {
+  const { maxQueryDepth, maxQueryComplexity } = config.limits;
+  const depth = queryDepth(document, operation);
+  if (depth > maxQueryDepth) throw new QueryTooDeepError(depth, maxQueryDepth);
+
+  // Page sizes may come from variables. Variables that do not fit the operation are left to execution,
+  // which reports them as BAD_USER_INPUT (and runs nothing).
+  if (getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {}).errors) return;
+  let complexity: number;
+  try {
+    complexity = getComplexity({
+      schema,
+      query: document,
+      operationName: operation.name?.value,
+      variables: variables ?? {},
+      estimators: [pageSizeEstimator(config)],
+    });
+  } catch {
+    // With valid variables the estimate fails only when fragments expand past the library's node budget.
+    throw new QueryTooComplexError(undefined, maxQueryComplexity);
+  }
+  if (complexity > maxQueryComplexity) throw new QueryTooComplexError(complexity, maxQueryComplexity);
+}
+
+/** The Apollo side: checks every operation once it is resolved (HTTP 400 with the code on failure). */
+export function queryLimitsPlugin(config: Config): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ schema, document, operation, request }) {
+          if (operation) checkQueryLimits({ schema, document, operation, variables: request.variables }, config);
+        },
+      };
+    },
+  };
+}
