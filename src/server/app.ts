@@ -11,6 +11,7 @@ import type { ApolloServer } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import type { Config } from "../config";
 import { createDatabase, type Database } from "../db/database";
+import { createNotificationListener, type NotificationListener } from "../db/notifications";
 import { createLogger } from "../logger";
 import { createSchema } from "../graphql/schema";
 import type { Context } from "../graphql/context";
@@ -40,6 +41,7 @@ export interface StartOptions {
 export async function startServer({ config, db: givenDb, log = createLogger(config) }: StartOptions): Promise<RunningServer> {
   const db = givenDb ?? createDatabase(config);
   const rateLimiter = createRateLimiter(config, db, log);
+  let listener: NotificationListener | undefined;
   try {
     if (config.migrateOnStart) {
       const applied = await db.migrate();
@@ -47,7 +49,8 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     }
     const schema = await createSchema();
     const httpServer = http.createServer();
-    const deps = { config, db, log, rateLimiter };
+    listener = await createNotificationListener(db, config.databaseUrl, log);
+    const deps = { config, db, log, rateLimiter, listener };
     const ws = attachWebSocketServer(httpServer, schema, deps);
     const apollo = createApollo(schema, config, [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceSeconds * 1000 }),
@@ -74,11 +77,13 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       dispose: () =>
         (disposing ??= (async () => {
           await apollo.stop();
+          await listener!.dispose();
           rateLimiter.dispose();
           if (!givenDb) await db.close();
         })()),
     };
   } catch (error) {
+    await listener?.dispose();
     rateLimiter.dispose();
     if (!givenDb) await db.close();
     throw error;

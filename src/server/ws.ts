@@ -3,6 +3,8 @@
  * payload ({ "authorization": "Bearer <token>" }); a connection without a valid one is closed (4403).
  * Every operation goes through the same limits as HTTP (rate limits, token/depth/complexity limits) plus a
  * cap on operations running at once per connection; a refused operation gets an error, the socket stays open.
+ * The token is checked again for every operation, and a socket whose key is revoked or whose user is
+ * deactivated or re-roled is closed (4403) as soon as the change commits, on whichever server it was made.
  */
 import type http from "node:http";
 import { WebSocketServer } from "ws";
@@ -11,23 +13,60 @@ import type { Context as WsContext, SubscribePayload } from "graphql-ws";
 import type { Extra } from "graphql-ws/use/ws";
 import { GraphQLError, getOperationAST, parse, validate, type ExecutionArgs, type GraphQLSchema } from "graphql";
 import type { ContextDeps } from "../graphql/context";
+import { ACCESS_CHANNEL, type NotificationListener } from "../db/notifications";
 import { contextFor, resolveViewer } from "../graphql/context";
-import { AppError, TooManySubscriptionsError, withoutHttp } from "../graphql/errors";
+import { AppError, TooManySubscriptionsError, UnauthenticatedError, withoutHttp } from "../graphql/errors";
 import type { Viewer } from "../modules/user/viewer";
 import { checkQueryLimits, queryParseOptions } from "./query-limits";
 import type { RateLimiter } from "./rate-limit";
 
 type ConnectionState = Record<PropertyKey, unknown> & {
   viewer?: Viewer;
+  /** The connection_init token, checked again for every operation and after missed notifications. */
+  authorization?: string;
   /** Ids of the operations running on this connection, for MAX_SUBSCRIPTIONS_PER_CONNECTION. */
   operations?: Set<string>;
 };
 type Connection = WsContext<Record<string, unknown> | undefined, Extra & Partial<ConnectionState>>;
 
+/** graphql-ws's own close code for a refused connection_init; used for lost access too. */
+const FORBIDDEN = 4403;
 
-export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSchema, deps: ContextDeps & { rateLimiter: RateLimiter }) {
-  const { config, rateLimiter } = deps;
+export interface WebSocketDeps extends ContextDeps {
+  rateLimiter: RateLimiter;
+  listener: NotificationListener;
+}
+
+export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSchema, deps: WebSocketDeps) {
+  const { config, rateLimiter, listener } = deps;
   const maxOperations = config.limits.maxSubscriptionsPerConnection;
+  /** Acknowledged connections, for closing those an access change concerns. */
+  const open = new Set<Connection>();
+
+  const close = (ctx: Connection) => {
+    open.delete(ctx);
+    ctx.extra.socket.close(FORBIDDEN, "Forbidden");
+  };
+  /** The connection's viewer as of now: null when its token no longer works. */
+  const currentViewer = (ctx: Connection): Promise<Viewer | null> =>
+    resolveViewer(deps, ctx.extra.authorization).catch(() => null);
+  /** Same user, same role: anything else means the connection's operations would run with stale rights. */
+  const unchanged = (before: Viewer | undefined, now: Viewer | null) => !!now && now.id === before?.id && now.role === before.role;
+
+  const stopAccess = listener.on(ACCESS_CHANNEL, ({ apiKeyId, userId }) => {
+    for (const ctx of open) {
+      const viewer = ctx.extra.viewer;
+      if ((apiKeyId && viewer?.apiKeyId === apiKeyId) || (userId && viewer?.id === userId)) close(ctx);
+    }
+  });
+  // Changes made while the LISTEN connection was down were not heard: check every connection again.
+  const stopRecheck = listener.onReconnect(() => {
+    for (const ctx of open) {
+      void currentViewer(ctx).then((now) => {
+        if (!unchanged(ctx.extra.viewer, now)) close(ctx);
+      });
+    }
+  });
 
   /** What graphql-ws would do itself (parse, validate), plus the limits: the errors to answer, or what to run. */
   async function prepare(ctx: Connection, payload: SubscribePayload): Promise<ExecutionArgs | readonly GraphQLError[]> {
@@ -54,19 +93,26 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
       schema,
       async onConnect(ctx) {
         const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
-        try {
-          const viewer = await resolveViewer(deps, typeof authorization === "string" ? authorization : undefined);
-          if (!viewer) return false;
-          ctx.extra.viewer = viewer;
-          return true;
-        } catch {
-          return false;
-        }
+        ctx.extra.authorization = typeof authorization === "string" ? authorization : undefined;
+        const viewer = await currentViewer(ctx);
+        if (!viewer) return false;
+        ctx.extra.viewer = viewer;
+        open.add(ctx);
+        return true;
+      },
+      onClose(ctx) {
+        open.delete(ctx);
       },
       async onSubscribe(ctx, id, payload) {
+        // The token may have been revoked since the last operation (the notification may still be on its way).
+        if (!unchanged(ctx.extra.viewer, await currentViewer(ctx))) {
+          // Closed once graphql-ws has sent this operation its error, so the client learns why.
+          setImmediate(() => close(ctx));
+          return [new UnauthenticatedError("Invalid or revoked token")];
+        }
         const operations = (ctx.extra.operations ??= new Set());
         if (operations.size >= maxOperations) return [new TooManySubscriptionsError(maxOperations)];
-        // Taken before the first await, so operations arriving together cannot all slip under the cap;
+        // Checked and taken with no await in between, so operations arriving together cannot all slip under the cap;
         // given back in onComplete, or here when the operation is refused (graphql-ws then skips onComplete).
         operations.add(id);
         try {
@@ -92,6 +138,8 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
   return {
     wsServer,
     async dispose() {
+      stopAccess();
+      stopRecheck();
       await cleanup.dispose();
     },
   };

@@ -6,6 +6,7 @@ import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkText } from "../../graphql/json-input";
+import { ACCESS_CHANNEL, notify } from "../../db/notifications";
 import { audit } from "../audit/audit.service";
 import { Role } from "../user/role.enum";
 import { User } from "../user/user.model";
@@ -44,7 +45,10 @@ export async function listKeys(ctx: Context, userId?: string | null): Promise<Ap
   return ApiKey.query(ctx.db.knex).where("userId", keyOwner(ctx, userId)).orderBy("createdAt", "desc");
 }
 
-/** Idempotent. The key stops working at once (authentication reads revoked_at on every request). */
+/**
+ * Idempotent. The key stops working at once: authentication reads revoked_at on every request, and the
+ * notification (sent when the revocation commits) closes the key's open websockets on every server.
+ */
 export async function revokeKey(ctx: Context, id: string): Promise<ApiKey> {
   const viewer = viewerOf(ctx);
   const key = await ApiKey.query(ctx.db.knex).findById(id);
@@ -53,6 +57,7 @@ export async function revokeKey(ctx: Context, id: string): Promise<ApiKey> {
   return ctx.db.knex.transaction(async (trx) => {
     const [revoked] = (await ApiKey.query(trx).patch({ revokedAt: new Date() }).where("id", id).returning("*")) as unknown as ApiKey[];
     await audit(ctx, { action: "api_key.revoke", targetType: "api_key", targetId: id, details: { userId: key.userId } }, trx);
+    await notify(trx, ACCESS_CHANNEL, { apiKeyId: id });
     return revoked;
   });
 }

@@ -7,6 +7,7 @@ import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
+import { ACCESS_CHANNEL, notify } from "../../db/notifications";
 import { audit } from "../audit/audit.service";
 import { assertMayActFor } from "../access/access.service";
 import { ConversationOrigin } from "../conversation/conversation.enums";
@@ -51,6 +52,8 @@ async function changeUser(ctx: Context, id: string, patch: Partial<User>, action
     const [user] = (await User.query(trx).patch(patch).where("id", id).returning("*")) as unknown as User[];
     if (!user) throw new NotFoundError("User");
     await audit(ctx, { action, targetType: "user", targetId: id, details: patch as Record<string, unknown> }, trx);
+    // Open websockets of the user run with the old role or after deactivation: every server closes them.
+    await notify(trx, ACCESS_CHANNEL, { userId: id });
     ctx.loaders.userById.clear(id).prime(id, user);
     return user;
   });
