@@ -87,6 +87,8 @@ export interface LimitsConfig {
   maxQueryTokens: number;
   /** Most concurrent operations (subscriptions) on one websocket. @default 20 */
   maxSubscriptionsPerConnection: number;
+  /** Most root fields of one mutation operation (aliases would otherwise multiply writes per request). @default 10 */
+  maxMutationsPerOperation: number;
 }
 
 export interface EncryptionConfig {
@@ -212,6 +214,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxQueryComplexity: int(env, "MAX_QUERY_COMPLEXITY", 5000, 10),
       maxQueryTokens: int(env, "MAX_QUERY_TOKENS", 5000, 100),
       maxSubscriptionsPerConnection: int(env, "MAX_SUBSCRIPTIONS_PER_CONNECTION", 20, 1),
+      maxMutationsPerOperation: int(env, "MAX_MUTATIONS_PER_OPERATION", 10, 1),
     },
     encryption: encryptionConfig(env),
   };

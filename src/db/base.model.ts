@@ -1,6 +1,6 @@
 import { Model } from "objection";
 import { Field, ObjectType } from "type-graphql";
-import { UUIDResolver } from "graphql-scalars";
+import { UUIDScalar } from "../graphql/scalars/uuid";
 
 /**
  * Shared columns of every table with a uuid key. The database fills id, created_at and updated_at
@@ -8,7 +8,7 @@ import { UUIDResolver } from "graphql-scalars";
  */
 @ObjectType()
 export abstract class BaseModel extends Model {
-  @Field(() => UUIDResolver)
+  @Field(() => UUIDScalar)
   id: string;
 
   @Field()

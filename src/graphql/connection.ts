@@ -3,6 +3,7 @@
  * array of sort keys); decoding checks their shape, so a forged cursor is BAD_USER_INPUT, never SQL.
  */
 import { ArgsType, Field, Int, ObjectType, type ClassType } from "type-graphql";
+import { UUID_PATTERN } from "./scalars/uuid";
 import { BadUserInputError } from "./errors";
 
 @ObjectType()
@@ -162,7 +163,6 @@ export function cursorString(value: unknown, pattern?: RegExp): string {
 }
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A query builder that can be ordered, bounded, limited and counted (an Objection QueryBuilder). */
 interface PageableQuery<T> extends PromiseLike<T[]> {
@@ -193,7 +193,9 @@ export async function newestFirstPage<T extends { id: string }>(
     .limit(page.limit + 1);
   if (page.cursor) {
     const [at, id] = page.cursor;
-    query.whereRaw(`(${timeSql}, id) ${forward ? "<" : ">"} (?, ?)`, [new Date(cursorString(at, ISO_MS)), cursorString(id, UUID)]);
+    const time = new Date(cursorString(at, ISO_MS));
+    if (Number.isNaN(time.getTime())) throw new BadUserInputError("Invalid cursor"); // well-formed, but month 13 and such
+    query.whereRaw(`(${timeSql}, id) ${forward ? "<" : ">"} (?, ?)`, [time, cursorString(id, UUID_PATTERN)]);
   }
   const rows = await query; // limit + 1 rows even for `first: 0`, so hasNextPage is still true when rows exist
   const timeOf = (row: T) => (row[timeColumn] as Date).toISOString();

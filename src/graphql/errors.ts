@@ -26,6 +26,7 @@ export enum ErrorCode {
   QUERY_TOO_DEEP = "QUERY_TOO_DEEP",
   QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX",
   TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS",
+  TOO_MANY_MUTATIONS = "TOO_MANY_MUTATIONS",
   INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
 }
 
@@ -35,6 +36,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.PAYLOAD_TOO_LARGE]: 413,
   [ErrorCode.QUERY_TOO_DEEP]: 400,
   [ErrorCode.QUERY_TOO_COMPLEX]: 400,
+  [ErrorCode.TOO_MANY_MUTATIONS]: 400,
 };
 
 export class AppError extends GraphQLError {
@@ -104,6 +106,13 @@ export class QueryTooComplexError extends AppError {
     });
   }
 }
+export class TooManyMutationsError extends AppError {
+  constructor(count: number, max: number) {
+    super(`This operation runs ${count} mutations; at most ${max} may run in one operation`, ErrorCode.TOO_MANY_MUTATIONS, {
+      extensions: { count, max },
+    });
+  }
+}
 export class TooManySubscriptionsError extends AppError {
   constructor(max: number) {
     super(`At most ${max} operations may run at once on one connection`, ErrorCode.TOO_MANY_SUBSCRIPTIONS, { extensions: { max } });
@@ -119,6 +128,14 @@ export function mapDatabaseError(error: unknown): AppError | undefined {
   }
   if (error instanceof ObjectionNotFoundError) return new NotFoundError("Record");
   if (error instanceof ObjectionValidationError) return new BadUserInputError(error.message);
+  // Errors of queries made with knex directly arrive unwrapped, as the driver's (pg or PGlite) error with
+  // its SQLSTATE: class 23 is an integrity violation, class 22 a malformed or out-of-range value.
+  const sqlState = (error as { code?: unknown } | null)?.code;
+  if (typeof sqlState === "string" && /^[0-9A-Z]{5}$/.test(sqlState)) {
+    if (sqlState === "23505") return new ConflictError("This would duplicate an existing record");
+    if (sqlState === "23503") return new BadUserInputError("A referenced record does not exist");
+    if (sqlState.startsWith("23") || sqlState.startsWith("22")) return new BadUserInputError("A value is out of range or malformed");
+  }
   return undefined;
 }
 
@@ -161,13 +178,19 @@ export function makeFormatError(options: FormatOptions) {
       const { stacktrace, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions: options.exposeDetails ? { ...extensions, stacktrace } : extensions };
     }
+    // Apollo refuses some malformed requests (a persisted-query hash that does not match, an unknown version)
+    // with a code-less GraphQLError and a 4xx status: the client's mistake, so say so.
+    const status = (original instanceof GraphQLError && (original.extensions.http as { status?: number } | undefined)?.status) || 0;
+    if (isOwnGraphQLError && original.extensions.code === undefined && status >= 400 && status < 500) {
+      return { ...base, message: original.message, extensions: { code: "BAD_REQUEST" } };
+    }
     options.onInternalError?.(original);
     return { ...base, message: "Internal server error", extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
   };
 }
 
 /** Extensions without `http` (status and headers meant for the HTTP response, not for clients to read). */
-export function withoutHttp(extensions: Record<string, unknown>): Record<string, unknown> {
+function withoutHttp(extensions: Record<string, unknown>): Record<string, unknown> {
   const { http: _http, ...rest } = extensions;
   return rest;
 }

@@ -17,7 +17,7 @@ import { getComplexity, type ComplexityEstimator } from "graphql-query-complexit
 import type { ApolloServerPlugin } from "@apollo/server";
 import type { Config } from "../config";
 import type { Context } from "../graphql/context";
-import { QueryTooComplexError, QueryTooDeepError } from "../graphql/errors";
+import { QueryTooComplexError, QueryTooDeepError, TooManyMutationsError } from "../graphql/errors";
 
 /** For graphql-js parse(): a document of more tokens is refused before an AST is built. */
 export function queryParseOptions(config: Config): ParseOptions {
@@ -89,9 +89,35 @@ export interface QueryToCheck {
   variables?: Record<string, unknown> | null;
 }
 
-/** Throws QUERY_TOO_DEEP or QUERY_TOO_COMPLEX when the operation is over the configured limits. */
+/**
+ * Root fields of an operation, counted through fragments: `{ a: addMessage(...) b: addMessage(...) }` is 2.
+ * Rate limits count requests, so without a cap aliases would multiply the writes one request may make.
+ */
+export function rootFieldCount(document: DocumentNode, operation: OperationDefinitionNode): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  const seen = new Set<string>(); // validation refuses fragment cycles; this only keeps the count finite
+  const count = (set: SelectionSetNode): number =>
+    set.selections.reduce((sum, selection) => {
+      if (selection.kind === Kind.FIELD) return sum + (selection.name.value.startsWith("__") ? 0 : 1);
+      if (selection.kind === Kind.INLINE_FRAGMENT) return sum + count(selection.selectionSet);
+      const fragment = fragments.get(selection.name.value);
+      if (!fragment || seen.has(fragment.name.value)) return sum;
+      seen.add(fragment.name.value);
+      return sum + count(fragment.selectionSet);
+    }, 0);
+  return count(operation.selectionSet);
+}
+
+/** Throws QUERY_TOO_DEEP, QUERY_TOO_COMPLEX or TOO_MANY_MUTATIONS when the operation is over the configured limits. */
 export function checkQueryLimits({ schema, document, operation, variables }: QueryToCheck, config: Config): void {
-  const { maxQueryDepth, maxQueryComplexity } = config.limits;
+  const { maxQueryDepth, maxQueryComplexity, maxMutationsPerOperation } = config.limits;
+  if (operation.operation === "mutation") {
+    const mutations = rootFieldCount(document, operation);
+    if (mutations > maxMutationsPerOperation) throw new TooManyMutationsError(mutations, maxMutationsPerOperation);
+  }
   const depth = queryDepth(document, operation);
   if (depth > maxQueryDepth) throw new QueryTooDeepError(depth, maxQueryDepth);
 

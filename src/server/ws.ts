@@ -11,11 +11,11 @@ import { WebSocketServer } from "ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Context as WsContext, SubscribePayload } from "graphql-ws";
 import type { Extra } from "graphql-ws/use/ws";
-import { GraphQLError, getOperationAST, parse, validate, type ExecutionArgs, type GraphQLSchema } from "graphql";
+import { GraphQLError, getOperationAST, getVariableValues, parse, validate, type ExecutionArgs, type GraphQLSchema } from "graphql";
 import type { ContextDeps } from "../graphql/context";
 import { ACCESS_CHANNEL, type NotificationListener } from "../db/notifications";
 import { contextFor, resolveViewer } from "../graphql/context";
-import { AppError, TooManySubscriptionsError, UnauthenticatedError, withoutHttp } from "../graphql/errors";
+import { AppError, ErrorCode, TooManySubscriptionsError, UnauthenticatedError, makeFormatError } from "../graphql/errors";
 import type { Viewer } from "../modules/user/viewer";
 import { checkQueryLimits, queryParseOptions } from "./query-limits";
 import type { RateLimiter } from "./rate-limit";
@@ -29,6 +29,11 @@ type ConnectionState = Record<PropertyKey, unknown> & {
 };
 type Connection = WsContext<Record<string, unknown> | undefined, Extra & Partial<ConnectionState>>;
 
+/** The error with an extensions.code, as Apollo gives the same error over HTTP. */
+function withCode(error: GraphQLError, code: string): GraphQLError {
+  return new GraphQLError(error.message, { source: error.source, positions: error.positions, extensions: { ...error.extensions, code } });
+}
+
 /** graphql-ws's own close code for a refused connection_init; used for lost access too. */
 const FORBIDDEN = 4403;
 
@@ -40,6 +45,11 @@ export interface WebSocketDeps extends ContextDeps {
 export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSchema, deps: WebSocketDeps) {
   const { config, rateLimiter, listener } = deps;
   const maxOperations = config.limits.maxSubscriptionsPerConnection;
+  const format = makeFormatError({
+    exposeDetails: false,
+    onInternalError: (error) => deps.log.error({ err: error }, "graphql-ws operation failed"),
+  });
+  const formatError = (error: GraphQLError) => format(error.toJSON(), error);
   /** Acknowledged connections, for closing those an access change concerns. */
   const open = new Set<Connection>();
 
@@ -47,9 +57,15 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
     open.delete(ctx);
     ctx.extra.socket.close(FORBIDDEN, "Forbidden");
   };
-  /** The connection's viewer as of now: null when its token no longer works. */
+  /**
+   * The connection's viewer as of now: null when its token no longer works. Other failures (the database
+   * not answering) are thrown: they say nothing about the token, so they must not close the socket.
+   */
   const currentViewer = (ctx: Connection): Promise<Viewer | null> =>
-    resolveViewer(deps, ctx.extra.authorization).catch(() => null);
+    resolveViewer(deps, ctx.extra.authorization).catch((error: unknown) => {
+      if (error instanceof UnauthenticatedError) return null;
+      throw error;
+    });
   /** Same user, same role: anything else means the connection's operations would run with stale rights. */
   const unchanged = (before: Viewer | undefined, now: Viewer | null) => !!now && now.id === before?.id && now.role === before.role;
 
@@ -62,27 +78,40 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
   // Changes made while the LISTEN connection was down were not heard: check every connection again.
   const stopRecheck = listener.onReconnect(() => {
     for (const ctx of open) {
-      void currentViewer(ctx).then((now) => {
-        if (!unchanged(ctx.extra.viewer, now)) close(ctx);
-      });
+      currentViewer(ctx).then(
+        (now) => {
+          if (!unchanged(ctx.extra.viewer, now)) close(ctx);
+        },
+        // Not known to be revoked: the next operation checks again.
+        (error: unknown) => deps.log.warn({ err: error }, "could not re-check a websocket's token"),
+      );
     }
   });
 
   /** What graphql-ws would do itself (parse, validate), plus the limits: the errors to answer, or what to run. */
   async function prepare(ctx: Connection, payload: SubscribePayload): Promise<ExecutionArgs | readonly GraphQLError[]> {
+    // The token may have been revoked since the last operation (the notification may still be on its way).
+    if (!unchanged(ctx.extra.viewer, await currentViewer(ctx))) {
+      // Closed once graphql-ws has sent this operation its error, so the client learns why.
+      setImmediate(() => close(ctx));
+      return [new UnauthenticatedError("Invalid or revoked token")];
+    }
     await rateLimiter.consumeIp(ctx.extra.request.socket.remoteAddress ?? null);
     await rateLimiter.consumeViewer(ctx.extra.viewer ?? null);
     let document;
     try {
       document = parse(payload.query, queryParseOptions(config));
     } catch (error) {
-      if (error instanceof GraphQLError) return [error]; // syntax errors, too many tokens
+      if (error instanceof GraphQLError) return [withCode(error, "GRAPHQL_PARSE_FAILED")]; // syntax errors, too many tokens
       throw error;
     }
     const errors = validate(schema, document);
-    if (errors.length) return errors;
+    if (errors.length) return errors.map((error) => withCode(error, "GRAPHQL_VALIDATION_FAILED"));
     const operation = getOperationAST(document, payload.operationName);
-    if (!operation) return [new GraphQLError("Unable to identify operation")];
+    if (!operation) return [new GraphQLError("Could not determine which operation to run", { extensions: { code: "OPERATION_RESOLUTION_FAILURE" } })];
+    // Checked here rather than left to execute(), which would report them without a code.
+    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {});
+    if (coerced.errors) return coerced.errors.map((error) => withCode(error, ErrorCode.BAD_USER_INPUT));
     checkQueryLimits({ schema, document, operation, variables: payload.variables }, config);
     return { schema, document, operationName: payload.operationName, variableValues: payload.variables };
   }
@@ -94,7 +123,10 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
       async onConnect(ctx) {
         const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         ctx.extra.authorization = typeof authorization === "string" ? authorization : undefined;
-        const viewer = await currentViewer(ctx);
+        const viewer = await currentViewer(ctx).catch((error: unknown) => {
+          deps.log.error({ err: error }, "graphql-ws connection could not be authenticated");
+          return null;
+        });
         if (!viewer) return false;
         ctx.extra.viewer = viewer;
         open.add(ctx);
@@ -104,12 +136,6 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
         open.delete(ctx);
       },
       async onSubscribe(ctx, id, payload) {
-        // The token may have been revoked since the last operation (the notification may still be on its way).
-        if (!unchanged(ctx.extra.viewer, await currentViewer(ctx))) {
-          // Closed once graphql-ws has sent this operation its error, so the client learns why.
-          setImmediate(() => close(ctx));
-          return [new UnauthenticatedError("Invalid or revoked token")];
-        }
         const operations = (ctx.extra.operations ??= new Set());
         if (operations.size >= maxOperations) return [new TooManySubscriptionsError(maxOperations)];
         // Checked and taken with no await in between, so operations arriving together cannot all slip under the cap;
@@ -122,14 +148,17 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
         } catch (error) {
           operations.delete(id);
           if (error instanceof AppError) return [error]; // rate or query limit
-          throw error;
+          // Anything else (the database unreachable, a bug) is answered like HTTP does: hidden and logged.
+          return [new GraphQLError("Internal server error", { originalError: error as Error })];
         }
       },
       onComplete(ctx, id) {
         ctx.extra.operations?.delete(id);
       },
-      // Apollo drops extensions.http (status, Retry-After) from its answers; graphql-ws would send it as it is.
-      onError: (_ctx, _id, _payload, errors) => errors.map((error) => ({ ...error.toJSON(), extensions: withoutHttp(error.extensions) })),
+      // Every error goes through the formatter HTTP uses: known codes pass, database errors are mapped, and
+      // anything else (a driver message with SQL in it, say) becomes INTERNAL_SERVER_ERROR, logged here.
+      onError: (_ctx, _id, _payload, errors) => errors.map(formatError),
+      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(formatError) } : result),
       // graphql-ws builds this once per subscription; event payloads are loaded with fresh loaders per event.
       context: (ctx) => contextFor(deps, ctx.extra.viewer ?? null),
     },

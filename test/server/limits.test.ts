@@ -307,10 +307,29 @@ describe("query shape limits (default settings)", () => {
     await expectStillServes(app, alice);
   });
 
+  it("runs at most MAX_MUTATIONS_PER_OPERATION aliased mutations in one operation, and refuses more with 400 TOO_MANY_MUTATIONS", async () => {
+    const creates = (count: number) =>
+      `mutation { ${Array.from({ length: count }, (_, i) => `c${i}: createConversation(input: { title: "alias ${i}" }) { id }`).join(" ")} }`;
+    const stored = async () => Number((await app.database.db.knex("conversations").where({ ownerId: alice.user.id }).count({ n: "*" }))[0].n);
+    const before = await stored();
+    expect((await post(app, creates(10), { token: alice.token })).body.errors).toBeUndefined();
+    expect(await stored()).toBe(before + 10);
+    // Through a fragment too: 11 root fields in all.
+    const refused = await post(app, `${creates(9).slice(0, -2)} ...M } fragment M on Mutation { a: createConversation(input: {}) { id } b: createConversation(input: {}) { id } }`, { token: alice.token });
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors?.[0]).toMatchObject({
+      message: "This operation runs 11 mutations; at most 10 may run in one operation",
+      extensions: { code: "TOO_MANY_MUTATIONS", count: 11, max: 10 },
+    });
+    expect(await stored()).toBe(before + 10);
+  });
+
   it("applies the same limits to graphql-ws operations", async () => {
     const { client } = connect(app, alice);
     expect(await wsErrorCodes(run(client, deepQuery(13), { id: conversationId }))).toEqual(["QUERY_TOO_DEEP"]);
     expect(await wsErrorCodes(run(client, aliasBomb(60)))).toEqual(["QUERY_TOO_COMPLEX"]);
+    const mutations = `mutation { ${Array.from({ length: 11 }, (_, i) => `c${i}: createConversation(input: {}) { id }`).join(" ")} }`;
+    expect(await wsErrorCodes(run(client, mutations))).toEqual(["TOO_MANY_MUTATIONS"]);
     const tokens = await run(client, `{ viewer { ${"id ".repeat(5000)} } }`).then(() => [], (errors: { message: string }[]) => errors);
     expect(tokens.map((error) => error.message)).toEqual([expect.stringMatching(/5000 tokens/)]);
     expect((await run(client, HISTORY, { id: conversationId })).errors).toBeUndefined();

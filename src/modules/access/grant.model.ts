@@ -1,20 +1,20 @@
 import { Field, ObjectType } from "type-graphql";
-import { UUIDResolver } from "graphql-scalars";
 import { Model } from "objection";
 import { ConversationOrigin } from "../conversation/conversation.enums";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 /** What a service identity may reach beyond its own conversations: one conversation, or a whole origin. */
 @ObjectType({ description: "A service's access to one conversation, or to every conversation of an origin" })
 export class ServiceGrant extends Model {
   static override tableName = "service_grants";
 
-  @Field(() => UUIDResolver)
+  @Field(() => UUIDScalar)
   id: string;
 
-  @Field(() => UUIDResolver)
+  @Field(() => UUIDScalar)
   serviceId: string;
 
-  @Field(() => UUIDResolver, { nullable: true })
+  @Field(() => UUIDScalar, { nullable: true })
   conversationId: string | null;
 
   @Field(() => ConversationOrigin, { nullable: true })

@@ -1,9 +1,9 @@
 import { Arg, Ctx, Mutation, Query, Resolver } from "type-graphql";
-import { UUIDResolver } from "graphql-scalars";
 import type { Context } from "../../graphql/context";
 import { ServiceGrant } from "./grant.model";
 import { GrantServiceInput } from "./grant.input";
 import * as grants from "./grant.service";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 @Resolver(() => ServiceGrant)
 export class ServiceGrantResolver {
@@ -13,12 +13,12 @@ export class ServiceGrantResolver {
   }
 
   @Mutation(() => Boolean, { description: "Admins only" })
-  revokeServiceGrant(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<boolean> {
+  revokeServiceGrant(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context): Promise<boolean> {
     return grants.revokeServiceGrant(ctx, id);
   }
 
   @Query(() => [ServiceGrant], { description: "Admins: any service's grants (or all); services: their own" })
-  serviceGrants(@Arg("serviceId", () => UUIDResolver, { nullable: true }) serviceId: string | null, @Ctx() ctx: Context): Promise<ServiceGrant[]> {
+  serviceGrants(@Arg("serviceId", () => UUIDScalar, { nullable: true }) serviceId: string | null, @Ctx() ctx: Context): Promise<ServiceGrant[]> {
     return grants.listServiceGrants(ctx, serviceId);
   }
 }

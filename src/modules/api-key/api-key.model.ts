@@ -1,9 +1,9 @@
 import { Field, ObjectType } from "type-graphql";
 import { Model } from "objection";
-import { UUIDResolver } from "graphql-scalars";
 import { BaseModel } from "../../db/base.model";
 import { Role } from "../user/role.enum";
 import { User } from "../user/user.model";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 /** An API key. Only a hash of the secret is stored; `prefix` tells keys apart in lists. */
 @ObjectType({ description: "An API key (the secret itself is shown only once, when it is created)" })
@@ -16,7 +16,7 @@ export class ApiKey extends BaseModel {
 
   keyHash: string;
 
-  @Field(() => UUIDResolver, { description: "The user the key belongs to" })
+  @Field(() => UUIDScalar, { description: "The user the key belongs to" })
   userId: string;
 
   @Field(() => Role, { nullable: true, description: "A role lower than the user's that the key is limited to" })

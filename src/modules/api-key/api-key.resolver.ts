@@ -1,9 +1,9 @@
 import { Arg, Ctx, Mutation, Query, Resolver } from "type-graphql";
-import { UUIDResolver } from "graphql-scalars";
 import type { Context } from "../../graphql/context";
 import { Role } from "../user/role.enum";
 import { ApiKey, CreatedApiKey } from "./api-key.model";
 import * as keys from "./api-key.manage";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 @Resolver(() => ApiKey)
 export class ApiKeyResolver {
@@ -13,19 +13,19 @@ export class ApiKeyResolver {
   createApiKey(
     @Arg("name") name: string,
     @Arg("role", () => Role, { nullable: true }) role: Role | null,
-    @Arg("userId", () => UUIDResolver, { nullable: true }) userId: string | null,
+    @Arg("userId", () => UUIDScalar, { nullable: true }) userId: string | null,
     @Ctx() ctx: Context,
   ): Promise<CreatedApiKey> {
     return keys.createKey(ctx, name, role, userId);
   }
 
   @Mutation(() => ApiKey, { description: "Revokes a key at once (idempotent). Your own keys; admins: anyone's." })
-  revokeApiKey(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<ApiKey> {
+  revokeApiKey(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context): Promise<ApiKey> {
     return keys.revokeKey(ctx, id);
   }
 
   @Query(() => [ApiKey], { description: "Your keys, newest first (admins: `userId`'s)" })
-  apiKeys(@Arg("userId", () => UUIDResolver, { nullable: true }) userId: string | null, @Ctx() ctx: Context): Promise<ApiKey[]> {
+  apiKeys(@Arg("userId", () => UUIDScalar, { nullable: true }) userId: string | null, @Ctx() ctx: Context): Promise<ApiKey[]> {
     return keys.listKeys(ctx, userId);
   }
 }

@@ -1,10 +1,10 @@
 import { ArgsType, Field, InputType } from "type-graphql";
-import { UUIDResolver } from "graphql-scalars";
 import { ConnectionArgs } from "../../graphql/connection";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 @InputType()
 export class AuditLogFilter {
-  @Field(() => UUIDResolver, { nullable: true })
+  @Field(() => UUIDScalar, { nullable: true })
   actorId?: string;
 
   @Field({ nullable: true })

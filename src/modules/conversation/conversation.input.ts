@@ -1,8 +1,9 @@
 import { ArgsType, Field, InputType } from "type-graphql";
-import { JSONResolver, UUIDResolver } from "graphql-scalars";
+import { JSONResolver } from "graphql-scalars";
 import { IsOptional, Matches, MaxLength } from "class-validator";
 import { ConnectionArgs } from "../../graphql/connection";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 @InputType()
 export class CreateConversationInput {
@@ -16,7 +17,7 @@ export class CreateConversationInput {
   @Field(() => JSONResolver, { nullable: true, description: "LLM parameters (model, temperature, system prompt, ...)" })
   parameters?: Record<string, unknown> | null;
 
-  @Field(() => UUIDResolver, {
+  @Field(() => UUIDScalar, {
     nullable: true,
     description: "Services and admins: create it for this user (a service needs the origin granted). Default: you",
   })
@@ -51,7 +52,7 @@ export class ConversationFilter {
   @Field(() => ConversationOrigin, { nullable: true })
   origin?: ConversationOrigin;
 
-  @Field(() => UUIDResolver, { nullable: true, description: "Admins only: list this user's conversations instead of your own" })
+  @Field(() => UUIDScalar, { nullable: true, description: "Admins only: list this user's conversations instead of your own" })
   ownerId?: string;
 }
 

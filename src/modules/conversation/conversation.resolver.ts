@@ -1,5 +1,4 @@
 import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
-import { UUIDResolver } from "graphql-scalars";
 import type { Context } from "../../graphql/context";
 import { ConnectionArgs, ConnectionType, cursorNumber, pageRequest, toConnection, type ConnectionShape } from "../../graphql/connection";
 import { User } from "../user/user.model";
@@ -7,6 +6,7 @@ import { Message } from "../message/message.model";
 import { Conversation } from "./conversation.model";
 import { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
 import * as conversations from "./conversation.service";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 export const ConversationConnection = ConnectionType(Conversation);
 export const MessageConnection = ConnectionType(Message);
@@ -14,7 +14,7 @@ export const MessageConnection = ConnectionType(Message);
 @Resolver(() => Conversation)
 export class ConversationResolver {
   @Query(() => Conversation, { description: "A conversation you can read; NOT_FOUND otherwise" })
-  conversation(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<Conversation> {
+  conversation(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context): Promise<Conversation> {
     return conversations.getConversation(ctx, id);
   }
 
@@ -30,7 +30,7 @@ export class ConversationResolver {
 
   @Mutation(() => Conversation)
   updateConversation(
-    @Arg("id", () => UUIDResolver) id: string,
+    @Arg("id", () => UUIDScalar) id: string,
     @Arg("input") input: UpdateConversationInput,
     @Ctx() ctx: Context,
   ): Promise<Conversation> {
@@ -38,12 +38,12 @@ export class ConversationResolver {
   }
 
   @Mutation(() => Conversation, { description: "Makes the conversation read-only; idempotent" })
-  archiveConversation(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<Conversation> {
+  archiveConversation(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context): Promise<Conversation> {
     return conversations.archiveConversation(ctx, id);
   }
 
   @Mutation(() => Boolean, { description: "Deletes the conversation with its messages and transcripts" })
-  deleteConversation(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<boolean> {
+  deleteConversation(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context): Promise<boolean> {
     return conversations.deleteConversation(ctx, id);
   }
 

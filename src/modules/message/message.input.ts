@@ -1,11 +1,12 @@
 import { Field, Float, InputType, Int } from "type-graphql";
-import { JSONResolver, UUIDResolver } from "graphql-scalars";
+import { JSONResolver } from "graphql-scalars";
 import { IsOptional, Length, Max, MaxLength, Min } from "class-validator";
 import { MessageRole } from "./message.enums";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 @InputType()
 export class AddMessageInput {
-  @Field(() => UUIDResolver)
+  @Field(() => UUIDScalar)
   conversationId: string;
 
   @Field(() => MessageRole, { defaultValue: MessageRole.USER })
@@ -14,7 +15,7 @@ export class AddMessageInput {
   @Field({ description: "The text. Empty only for an assistant message that carries toolCalls." })
   content: string;
 
-  @Field(() => UUIDResolver, {
+  @Field(() => UUIDScalar, {
     nullable: true,
     description: "Services and admins: write as this user (the author); the writer is kept in sentBy. A service needs the conversation's origin granted.",
   })

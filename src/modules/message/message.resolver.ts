@@ -1,5 +1,4 @@
 import { Arg, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
-import { UUIDResolver } from "graphql-scalars";
 import type { Context } from "../../graphql/context";
 import { User } from "../user/user.model";
 import { Conversation } from "../conversation/conversation.model";
@@ -7,11 +6,12 @@ import { Message } from "./message.model";
 import { AddMessageInput } from "./message.input";
 import * as messages from "./message.service";
 import { messageText, UndecryptableContentError } from "./encryption";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 @Resolver(() => Message)
 export class MessageResolver {
   @Query(() => Message, { description: "A message of a conversation you can read; NOT_FOUND otherwise" })
-  message(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<Message> {
+  message(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context): Promise<Message> {
     return messages.getMessage(ctx, id);
   }
 

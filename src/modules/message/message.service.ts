@@ -42,6 +42,8 @@ function checkInput(ctx: Context, input: AddMessageInput): void {
     throw new BadUserInputError(`content must be at most ${limit} characters`, { field: "content", maxLength: limit });
   }
   checkText(input.content, "content");
+  if (input.requestId != null) checkText(input.requestId, "requestId");
+  if (input.model != null) checkText(input.model, "model");
   if (input.metadata != null) checkJson(input.metadata, "metadata", "object");
   if (input.toolCalls != null) checkJson(input.toolCalls, "toolCalls", "array");
   const hasToolCalls = Array.isArray(input.toolCalls) && input.toolCalls.length > 0;

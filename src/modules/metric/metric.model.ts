@@ -1,6 +1,7 @@
 import { Field, ObjectType } from "type-graphql";
-import { JSONResolver, UUIDResolver } from "graphql-scalars";
+import { JSONResolver } from "graphql-scalars";
 import { Model } from "objection";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 /** A data point reported by a client bot (latency, usage, errors, ...). Append-only. */
 @ObjectType({ description: "A data point reported by a client bot" })
@@ -9,7 +10,7 @@ export class Metric extends Model {
 
   recordedBy: string | null;
 
-  @Field(() => UUIDResolver)
+  @Field(() => UUIDScalar)
   id: string;
 
   @Field()

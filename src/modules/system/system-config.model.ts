@@ -1,6 +1,7 @@
 import { Field, ObjectType } from "type-graphql";
-import { JSONResolver, UUIDResolver } from "graphql-scalars";
+import { JSONResolver } from "graphql-scalars";
 import { Model } from "objection";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 /** An operator setting stored in the database (feature switches, defaults for bots, ...). */
 @ObjectType({ description: "An operator setting stored in the database (admins only)" })
@@ -17,7 +18,7 @@ export class SystemConfig extends Model {
   @Field(() => String, { nullable: true })
   description: string | null;
 
-  @Field(() => UUIDResolver, { nullable: true })
+  @Field(() => UUIDScalar, { nullable: true })
   updatedBy: string | null;
 
   @Field()

@@ -4,7 +4,7 @@ import { Length, MaxLength } from "class-validator";
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { ForbiddenError, NotFoundError } from "../../graphql/errors";
-import { checkJson } from "../../graphql/json-input";
+import { checkJson, checkText } from "../../graphql/json-input";
 import { isAdmin } from "../user/viewer";
 import { audit } from "../audit/audit.service";
 import { SystemConfig } from "./system-config.model";
@@ -47,6 +47,8 @@ export class SystemConfigResolver {
   async setSystemConfig(@Args() { key, value, description }: SetSystemConfigArgs, @Ctx() ctx: Context): Promise<SystemConfig> {
     assertAdmin(ctx);
     checkJson({ value }, "value", "object"); // size and NUL checks; any JSON value is allowed inside
+    checkText(key, "key");
+    if (description != null) checkText(description, "description");
     return ctx.db.knex.transaction(async (trx) => {
       const [row] = await trx("system_configs")
         .insert({ key, value: JSON.stringify(value), description: description ?? null, updatedBy: ctx.viewer!.id })

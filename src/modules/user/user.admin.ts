@@ -6,6 +6,7 @@
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors";
+import { checkText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
 import { ACCESS_CHANNEL, notify } from "../../db/notifications";
 import { audit } from "../audit/audit.service";
@@ -68,6 +69,8 @@ export const reactivateUser = (ctx: Context, id: string) => changeUser(ctx, id, 
 export async function upsertDiscordUser(ctx: Context, input: UpsertDiscordUserInput): Promise<User> {
   await assertMayActFor(ctx, ConversationOrigin.DISCORD);
   if (input.displayName.trim() === "") throw new BadUserInputError("displayName must not be blank");
+  checkText(input.displayName, "displayName");
+  checkText(input.discordId, "discordId");
   return ctx.db.knex.transaction(async (trx) => {
     const [row] = await trx("users")
       .insert({ discordId: input.discordId, displayName: input.displayName, role: Role.MEMBER })

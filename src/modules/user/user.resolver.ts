@@ -1,5 +1,5 @@
 import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
-import { JSONResolver, UUIDResolver } from "graphql-scalars";
+import { JSONResolver } from "graphql-scalars";
 import { ConnectionType, type ConnectionShape } from "../../graphql/connection";
 import { Role } from "./role.enum";
 import { CreateUserInput, UpsertDiscordUserInput, UsersArgs } from "./user.input";
@@ -9,6 +9,7 @@ import { viewerOf } from "../../graphql/context";
 import { NotFoundError } from "../../graphql/errors";
 import { isAdmin } from "./viewer";
 import { User } from "./user.model";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 /** Private fields are null for anyone but the user and admins (a message's author may be someone else). */
 function privateField<T>(ctx: Context, user: User, value: T): T | null {
@@ -31,17 +32,17 @@ export class UserResolver {
   }
 
   @Mutation(() => User, { description: "Admins only (not on themselves)" })
-  setUserRole(@Arg("id", () => UUIDResolver) id: string, @Arg("role", () => Role) role: Role, @Ctx() ctx: Context): Promise<User> {
+  setUserRole(@Arg("id", () => UUIDScalar) id: string, @Arg("role", () => Role) role: Role, @Ctx() ctx: Context): Promise<User> {
     return admin.setUserRole(ctx, id, role);
   }
 
   @Mutation(() => User, { description: "Admins only (not on themselves): the user's keys and tokens stop working at once" })
-  deactivateUser(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<User> {
+  deactivateUser(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context): Promise<User> {
     return admin.deactivateUser(ctx, id);
   }
 
   @Mutation(() => User, { description: "Admins only" })
-  reactivateUser(@Arg("id", () => UUIDResolver) id: string, @Ctx() ctx: Context): Promise<User> {
+  reactivateUser(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context): Promise<User> {
     return admin.reactivateUser(ctx, id);
   }
 
