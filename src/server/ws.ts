@@ -164,6 +164,14 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
     },
     wsServer,
   );
+  // graphql-ws prints socket errors with console.error, past the logger and LOG_LEVEL, so any client could
+  // flood stderr with stack traces (an oversized message is one). ws has already closed such a socket
+  // (1009 for a message over maxPayload): log it as the client's doing. Registered after graphql-ws's own
+  // connection handler, so its listener is there to be replaced.
+  wsServer.on("connection", (socket) => {
+    socket.removeAllListeners("error");
+    socket.on("error", (error) => deps.log.warn({ err: error }, "websocket closed after a protocol error"));
+  });
   return {
     wsServer,
     async dispose() {
