@@ -13,9 +13,11 @@ import type { Logger } from "pino";
 import pg from "pg";
 import type { Database } from "./database";
 
-/** Access changes (key revoked, user deactivated or re-roled): open websockets of that key/user close. */
+/** Access changes (key revoked, user deactivated or re-roled, grant revoked): sockets close, streams re-check. */
 export const ACCESS_CHANNEL = "parley_access";
-const CHANNELS = [ACCESS_CHANNEL] as const;
+/** Live data changes (a message added, a conversation deleted), for subscriptions; ids only, never content. */
+export const EVENTS_CHANNEL = "parley_events";
+const CHANNELS = [ACCESS_CHANNEL, EVENTS_CHANNEL] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 /** application_name of the LISTEN connection, so operators (and tests) can find it in pg_stat_activity. */

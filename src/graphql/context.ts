@@ -9,6 +9,7 @@ import type { Database } from "../db/database";
 import type { Viewer } from "../modules/user/viewer";
 import { authenticateApiKey, isApiKey } from "../modules/api-key/api-key.service";
 import { looksLikeJwt, viewerForJwt, type RequestMeta } from "../modules/auth/jwt.service";
+import type { LiveHub } from "../modules/live/live.hub";
 import { createLoaders, type Loaders } from "./loaders";
 import { UnauthenticatedError } from "./errors";
 
@@ -20,12 +21,15 @@ export interface Context {
   log: Logger;
   requestId: string;
   ip: string | null;
+  /** Live events of this process; absent outside a running server (CLI, seeds). */
+  live?: LiveHub;
 }
 
 export interface ContextDeps {
   db: Database;
   config: Config;
   log: Logger;
+  live?: LiveHub;
 }
 
 export interface ContextInput {
@@ -72,7 +76,16 @@ export function contextFor(deps: ContextDeps, viewer: Viewer | null, extra: { re
     log: deps.log.child({ requestId }),
     requestId,
     ip: extra.ip ?? null,
+    live: deps.live,
   };
+}
+
+/**
+ * New, empty loaders for a long-lived context: graphql-ws builds a subscription's context once, and rows
+ * cached for one event must not be served, stale, for the next.
+ */
+export function renewLoaders(ctx: Context): void {
+  ctx.loaders = createLoaders(ctx.db.knex);
 }
 
 /** The viewer, or UNAUTHENTICATED. Resolvers call this rather than reading ctx.viewer. */

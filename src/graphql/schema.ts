@@ -4,7 +4,7 @@
 import "reflect-metadata";
 import path from "node:path";
 import type { GraphQLSchema } from "graphql";
-import { buildSchema } from "type-graphql";
+import { buildSchema, type PubSub } from "type-graphql";
 import { DateTimeResolver } from "graphql-scalars";
 import { UserResolver } from "../modules/user/user.resolver";
 import { ConversationResolver } from "../modules/conversation/conversation.resolver";
@@ -15,6 +15,7 @@ import { ApiKeyResolver } from "../modules/api-key/api-key.resolver";
 import { ServiceGrantResolver } from "../modules/access/grant.resolver";
 import { AuditLogResolver } from "../modules/audit/audit.resolver";
 import { SystemConfigResolver } from "../modules/system/system-config.resolver";
+import { LiveResolver } from "../modules/live/live.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
@@ -28,11 +29,26 @@ const resolvers = [
   ServiceGrantResolver,
   AuditLogResolver,
   SystemConfigResolver,
+  LiveResolver,
 ] as const;
+
+/**
+ * TypeGraphQL wants a pubSub as soon as any subscription exists, although Parley's subscriptions bring their
+ * own event streams (`subscribe:`, fed by PostgreSQL notifications, see modules/live). Topics are never used.
+ */
+const noTopics: PubSub = {
+  publish() {
+    throw new Error("Parley publishes live events with NOTIFY (modules/live), not with topics");
+  },
+  subscribe() {
+    throw new Error("Parley's subscriptions bring their own streams (modules/live), not topics");
+  },
+};
 
 export async function createSchema(options: { emitSchemaFile?: string } = {}): Promise<GraphQLSchema> {
   return buildSchema({
     resolvers,
+    pubSub: noTopics,
     scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
     // class-validator checks on inputs (lengths, ranges); failures are BAD_USER_INPUT.
     validate: { forbidUnknownValues: false },

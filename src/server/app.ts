@@ -12,6 +12,7 @@ import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHt
 import type { Config } from "../config";
 import { createDatabase, type Database } from "../db/database";
 import { createNotificationListener, type NotificationListener } from "../db/notifications";
+import { LiveHub } from "../modules/live/live.hub";
 import { createLogger } from "../logger";
 import { createSchema } from "../graphql/schema";
 import type { Context } from "../graphql/context";
@@ -28,6 +29,8 @@ export interface RunningServer {
   apollo: ApolloServer<Context>;
   db: Database;
   log: Logger;
+  /** Live event streams of this process. */
+  live: LiveHub;
   dispose(): Promise<void>;
 }
 
@@ -50,7 +53,8 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     const schema = await createSchema();
     const httpServer = http.createServer();
     listener = await createNotificationListener(db, config.databaseUrl, log);
-    const deps = { config, db, log, rateLimiter, listener };
+    const live = new LiveHub(listener);
+    const deps = { config, db, log, rateLimiter, listener, live };
     const ws = attachWebSocketServer(httpServer, schema, deps);
     const apollo = createApollo(schema, config, [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceSeconds * 1000 }),
@@ -74,9 +78,11 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       apollo,
       db,
       log,
+      live,
       dispose: () =>
         (disposing ??= (async () => {
           await apollo.stop();
+          live.dispose();
           await listener!.dispose();
           rateLimiter.dispose();
           if (!givenDb) await db.close();

@@ -3,6 +3,8 @@
  * have an outsider case here; the first test fails when a new field is added without one.
  */
 import { getIntrospectionQuery } from "graphql";
+import WebSocket from "ws";
+import { createClient } from "graphql-ws";
 import { Role } from "../../src/modules/user/role.enum";
 import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
 
@@ -31,6 +33,22 @@ async function refusedWithoutEffect(query: string, variables: Record<string, unk
   expect(body.errors?.[0].extensions?.code).toBe(code);
   expect(JSON.stringify(body.data ?? null)).not.toContain(conversationId);
   expect(await aliceView()).toEqual(before);
+}
+
+/** The first result of a subscription over graphql-ws, as `token`'s user. */
+async function firstEvent(query: string, variables: Record<string, unknown>, token: string) {
+  const client = createClient({
+    url: `${app.url.replace("http", "ws")}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+    retryAttempts: 0,
+  });
+  try {
+    for await (const result of client.iterate({ query, variables })) return result;
+    throw new Error("the subscription ended without a result");
+  } finally {
+    await client.dispose();
+  }
 }
 
 const cases: Record<string, () => Promise<void>> = {
@@ -84,6 +102,15 @@ const cases: Record<string, () => Promise<void>> = {
   "Query.auditLogs": () => refusedWithoutEffect(`{ auditLogs { totalCount } }`, {}, "FORBIDDEN"),
   "Query.systemConfigs": () => refusedWithoutEffect(`{ systemConfigs { key } }`, {}, "FORBIDDEN"),
   "Query.systemConfig": () => refusedWithoutEffect(`{ systemConfig(key: "x") { key } }`, {}, "FORBIDDEN"),
+  "Subscription.messageAdded": async () => {
+    const result = await firstEvent(
+      `subscription($id: UUID!) { messageAdded(conversationId: $id, afterSeq: 0) { id content } }`,
+      { id: conversationId },
+      bob.token,
+    );
+    expect(result.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    expect(JSON.stringify(result)).not.toContain("my secret");
+  },
   "Mutation.setSystemConfig": () => refusedWithoutEffect(`mutation { setSystemConfig(key: "x", value: 1) { key } }`, {}, "FORBIDDEN"),
 };
 

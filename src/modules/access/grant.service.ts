@@ -2,6 +2,7 @@
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
+import { ACCESS_CHANNEL, notify } from "../../db/notifications";
 import { audit } from "../audit/audit.service";
 import { Role } from "../user/role.enum";
 import { User } from "../user/user.model";
@@ -43,6 +44,7 @@ export async function revokeServiceGrant(ctx: Context, id: string): Promise<bool
     const [row] = await trx("service_grants").where({ id }).delete().returning("*");
     if (!row) throw new NotFoundError("Grant");
     await audit(ctx, { action: "grant.revoke", targetType: "service_grant", targetId: id, details: { serviceId: row.serviceId } }, trx);
+    await notify(trx, ACCESS_CHANNEL, { serviceId: row.serviceId }); // its open streams re-check their access
     return true;
   });
 }

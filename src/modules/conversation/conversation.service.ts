@@ -11,6 +11,7 @@ import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphq
 import { isAdmin, type Viewer } from "../user/viewer";
 import { assertMayActFor, canAccessConversation } from "../access/access.service";
 import { audit } from "../audit/audit.service";
+import { publishConversationDeleted } from "../live/live.hub";
 import { Conversation } from "./conversation.model";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 import type { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
@@ -135,6 +136,7 @@ export async function deleteConversation(ctx: Context, id: string): Promise<bool
   await ctx.db.knex.transaction(async (trx) => {
     const deleted = await Conversation.query(trx).deleteById(current.id);
     if (deleted === 0) throw new NotFoundError("Conversation");
+    await publishConversationDeleted(trx, current.id); // open streams of it end with NOT_FOUND
     await audit(ctx, { action: "conversation.delete", targetType: "conversation", targetId: id, details: { ownerId: current.ownerId, title: current.title } }, trx);
   });
   ctx.loaders.conversationById.clear(id);

@@ -15,6 +15,7 @@ import { Message } from "./message.model";
 import { MessageRole } from "./message.enums";
 import type { AddMessageInput } from "./message.input";
 import { messageText, storedContent } from "./encryption";
+import { publishMessageAdded } from "../live/live.hub";
 
 /** Thrown inside the transaction to roll it back when the request id was already used. */
 class DuplicateRequest extends Error {}
@@ -114,6 +115,7 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
         .returning("*");
       // No row back: the request id is taken. The conversation lock makes the earlier writer committed by now.
       if (!row) throw new DuplicateRequest();
+      await publishMessageAdded(trx, input.conversationId, conversation.lastSeq);
       return Message.fromDatabaseJson(row);
     });
     if (!message) {

@@ -1,0 +1,219 @@
+/**
+ * messageAdded over a real websocket with the graphql-ws client: catch-up from afterSeq handed over to live
+ * messages under concurrent writers (exact sequence), live-only streams, permission checks at subscribe time
+ * and when access is lost mid-stream, and clean-up when a client leaves.
+ */
+import WebSocket from "ws";
+import { createClient, type Client, type FormattedExecutionResult } from "graphql-ws";
+import { Role } from "../../src/modules/user/role.enum";
+import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
+
+let app: TestApp;
+let alice: TestUser;
+let bob: TestUser;
+let admin: TestUser;
+const clients: Client[] = [];
+
+beforeAll(async () => {
+  app = await createTestApp();
+  alice = await app.makeUser(Role.MEMBER, "alice");
+  bob = await app.makeUser(Role.MEMBER, "bob");
+  admin = await app.makeUser(Role.ADMIN, "admin");
+});
+afterAll(async () => {
+  await Promise.all(clients.map((client) => client.dispose()));
+  await app.dispose();
+});
+
+const MESSAGE_ADDED = `subscription($id: UUID!, $after: Int) {
+  messageAdded(conversationId: $id, afterSeq: $after) { id seq role content author { id } }
+}`;
+
+/** Liveness bound for waiting on events (a hang fails with what was received, not a jest timeout). */
+const WAIT_MS = 30_000;
+
+function client(token: string): Client {
+  const created = createClient({
+    url: `${app.url.replace("http", "ws")}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+    retryAttempts: 0,
+  });
+  clients.push(created);
+  return created;
+}
+
+interface Subscription {
+  events: FormattedExecutionResult[];
+  /** Resolves once `done(events)` holds or the stream ended; rejects after WAIT_MS. */
+  until(done: (events: FormattedExecutionResult[]) => boolean): Promise<void>;
+  ended: () => boolean;
+  unsubscribe: () => void;
+}
+
+function subscribe(token: string, variables: Record<string, unknown>): Subscription {
+  const events: FormattedExecutionResult[] = [];
+  let ended = false;
+  const listeners = new Set<() => void>();
+  const changed = () => listeners.forEach((listener) => listener());
+  const unsubscribe = client(token).subscribe(
+    { query: MESSAGE_ADDED, variables },
+    {
+      next: (value) => {
+        events.push(value);
+        changed();
+      },
+      error: (error) => {
+        events.push({ errors: Array.isArray(error) ? error : [{ message: String(error) }] } as FormattedExecutionResult);
+        ended = true;
+        changed();
+      },
+      complete: () => {
+        ended = true;
+        changed();
+      },
+    },
+  );
+  return {
+    events,
+    ended: () => ended,
+    unsubscribe,
+    until(done) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (done(events) || ended) {
+            listeners.delete(check);
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`still waiting after ${WAIT_MS} ms; received ${JSON.stringify(events).slice(0, 500)}`));
+        }, WAIT_MS);
+        listeners.add(check);
+        check();
+      });
+    },
+  };
+}
+
+const seqs = (events: FormattedExecutionResult[]) =>
+  events.map((event) => (event.data as { messageAdded: { seq: number } } | null)?.messageAdded.seq);
+
+async function conversationOf(owner: TestUser, title = "live"): Promise<string> {
+  const { createConversation } = await app.ok(`mutation($t: String!) { createConversation(input: { title: $t }) { id } }`, { t: title }, owner.token);
+  return createConversation.id;
+}
+
+async function add(owner: TestUser, conversationId: string, content: string) {
+  const { addMessage } = await app.ok(
+    `mutation($id: UUID!, $c: String!) { addMessage(input: { conversationId: $id, content: $c }) { id seq } }`,
+    { id: conversationId, c: content },
+    owner.token,
+  );
+  return addMessage as { id: string; seq: number };
+}
+
+/** Waits until the server has `count` streams open (a stream registers before it reads anything). */
+async function streamsOpen(count: number): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (app.server.live.size !== count) {
+    if (Date.now() > deadline) throw new Error(`expected ${count} open streams, have ${app.server.live.size}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("messageAdded", () => {
+  it("delivers every message after afterSeq, then live ones from concurrent writers, in order, without gaps or duplicates", async () => {
+    const id = await conversationOf(alice);
+    for (let i = 1; i <= 50; i++) await add(alice, id, `before ${i}`);
+    const sub = subscribe(alice.token, { id, after: 20 });
+    // Three writers race with the catch-up: 150 more messages.
+    await Promise.all(
+      [0, 1, 2].map(async (writer) => {
+        for (let i = 1; i <= 50; i++) await add(alice, id, `writer ${writer} #${i}`);
+      }),
+    );
+    await sub.until((events) => events.length >= 180);
+    expect(seqs(sub.events)).toEqual(Array.from({ length: 180 }, (_, i) => 21 + i));
+    const stored = await app.database.db.knex("messages").where({ conversationId: id }).where("seq", ">", 20).orderBy("seq").select("id", "content");
+    expect(sub.events.map((event) => (event.data as any).messageAdded.id)).toEqual(stored.map((row: { id: string }) => row.id));
+    expect(sub.events.map((event) => (event.data as any).messageAdded.content)).toEqual(stored.map((row: { content: string }) => row.content));
+    expect((sub.events[0].data as any).messageAdded.author).toEqual({ id: alice.user.id });
+    // Nothing more arrives: one more message is the next event, not a repeat.
+    await add(alice, id, "last");
+    await sub.until((events) => events.length >= 181);
+    expect(seqs(sub.events).slice(-1)).toEqual([201]);
+    sub.unsubscribe();
+  });
+
+  it("without afterSeq delivers only messages stored after subscribing", async () => {
+    const id = await conversationOf(alice);
+    for (let i = 1; i <= 3; i++) await add(alice, id, `old ${i}`);
+    const before = app.server.live.size;
+    const sub = subscribe(alice.token, { id });
+    await streamsOpen(before + 1);
+    await add(alice, id, "new 4");
+    await add(alice, id, "new 5");
+    await sub.until((events) => events.length >= 2);
+    expect(seqs(sub.events)).toEqual([4, 5]);
+    sub.unsubscribe();
+  });
+
+  it("closes the stream and forgets its watcher when the client unsubscribes", async () => {
+    const id = await conversationOf(alice);
+    const before = app.server.live.size;
+    const sub = subscribe(alice.token, { id });
+    await streamsOpen(before + 1);
+    sub.unsubscribe();
+    await streamsOpen(before);
+  });
+
+  it.each([
+    ["another member's conversation", async () => conversationOf(alice), () => bob, "NOT_FOUND"],
+    ["an unknown conversation", async () => "00000000-0000-4000-8000-000000000000", () => alice, "NOT_FOUND"],
+  ])("refuses %s with NOT_FOUND and streams nothing", async (_case, target, who, code) => {
+    const id = await target();
+    const sub = subscribe(who().token, { id, after: 0 });
+    await sub.until(() => false);
+    expect(sub.events).toHaveLength(1);
+    expect(sub.events[0].data ?? null).toBeNull();
+    expect(sub.events[0].errors?.[0].extensions?.code).toBe(code);
+  });
+
+  it("refuses a negative afterSeq with BAD_USER_INPUT", async () => {
+    const id = await conversationOf(alice);
+    const sub = subscribe(alice.token, { id, after: -1 });
+    await sub.until(() => false);
+    expect(sub.events.map((event) => event.errors?.[0].extensions?.code)).toEqual(["BAD_USER_INPUT"]);
+  });
+
+  it("ends with NOT_FOUND when the conversation is deleted mid-stream", async () => {
+    const id = await conversationOf(alice);
+    await add(alice, id, "one");
+    const sub = subscribe(alice.token, { id, after: 0 });
+    await sub.until((events) => events.length >= 1);
+    await app.ok(`mutation($id: UUID!) { deleteConversation(id: $id) }`, { id }, alice.token);
+    await sub.until(() => false);
+    expect(seqs(sub.events.slice(0, 1))).toEqual([1]);
+    expect(sub.events.slice(1).map((event) => event.errors?.[0].extensions?.code)).toEqual(["NOT_FOUND"]);
+  });
+
+  it("ends with NOT_FOUND when a service loses its grant mid-stream, and reached only the granted conversation before", async () => {
+    const service = await app.makeUser(Role.SERVICE, "worker");
+    const id = await conversationOf(alice);
+    const { grantService } = await app.ok(
+      `mutation($s: UUID!, $c: UUID!) { grantService(input: { serviceId: $s, conversationId: $c }) { id } }`,
+      { s: service.user.id, c: id },
+      admin.token,
+    );
+    await add(alice, id, "granted");
+    const sub = subscribe(service.token, { id, after: 0 });
+    await sub.until((events) => events.length >= 1);
+    expect((sub.events[0].data as any).messageAdded.content).toBe("granted");
+    await app.ok(`mutation($id: UUID!) { revokeServiceGrant(id: $id) }`, { id: grantService.id }, admin.token);
+    await sub.until(() => false);
+    expect(sub.events.slice(1).map((event) => event.errors?.[0].extensions?.code)).toEqual(["NOT_FOUND"]);
+  });
+});
