@@ -217,3 +217,21 @@ describe("messageAdded", () => {
     expect(sub.events.slice(1).map((event) => event.errors?.[0].extensions?.code)).toEqual(["NOT_FOUND"]);
   });
 });
+
+describe("messageAdded across servers", () => {
+  it("delivers, in order, messages written through another server on the same database", async () => {
+    const other = await createTestApp({}, app.database);
+    try {
+      const id = await conversationOf(alice);
+      const sub = subscribe(alice.token, { id, after: 0 });
+      for (let i = 1; i <= 20; i++) {
+        await other.ok(`mutation($id: UUID!, $c: String!) { addMessage(input: { conversationId: $id, content: $c }) { id } }`, { id, c: `via other ${i}` }, alice.token);
+      }
+      await sub.until((events) => events.length >= 20);
+      expect(seqs(sub.events)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      sub.unsubscribe();
+    } finally {
+      await other.dispose();
+    }
+  });
+});
