@@ -13,6 +13,8 @@ const project = (db) => ({
   displayName: db,
   testEnvironment: "node",
   testMatch: ["<rootDir>/test/**/*.test.ts"],
+  // Several server processes on one database need a database server: not the embedded PGlite.
+  testPathIgnorePatterns: db === "pglite" ? ["/node_modules/", "<rootDir>/test/server/processes\\.test\\.ts$"] : ["/node_modules/"],
   transform: { "^.+\\.(t|j)s$": swc },
   globalSetup: `<rootDir>/test/setup/global-setup-${db}.ts`,
   globalTeardown: `<rootDir>/test/setup/global-teardown-${db}.ts`,

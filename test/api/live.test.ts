@@ -7,6 +7,8 @@ import WebSocket from "ws";
 import { createClient, type Client, type FormattedExecutionResult } from "graphql-ws";
 import { Role } from "../../src/modules/user/role.enum";
 import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
+import { testDbKind } from "../helpers/db";
+import { LISTENER_APPLICATION_NAME } from "../../src/db/notifications";
 
 let app: TestApp;
 let alice: TestUser;
@@ -44,15 +46,15 @@ function client(token: string): Client {
 }
 
 interface Subscription {
-  events: FormattedExecutionResult[];
+  events: FormattedExecutionResult<Record<string, unknown>, unknown>[];
   /** Resolves once `done(events)` holds or the stream ended; rejects after WAIT_MS. */
-  until(done: (events: FormattedExecutionResult[]) => boolean): Promise<void>;
+  until(done: (events: FormattedExecutionResult<Record<string, unknown>, unknown>[]) => boolean): Promise<void>;
   ended: () => boolean;
   unsubscribe: () => void;
 }
 
 function subscribe(token: string, variables: Record<string, unknown>): Subscription {
-  const events: FormattedExecutionResult[] = [];
+  const events: FormattedExecutionResult<Record<string, unknown>, unknown>[] = [];
   let ended = false;
   const listeners = new Set<() => void>();
   const changed = () => listeners.forEach((listener) => listener());
@@ -98,7 +100,7 @@ function subscribe(token: string, variables: Record<string, unknown>): Subscript
   };
 }
 
-const seqs = (events: FormattedExecutionResult[]) =>
+const seqs = (events: FormattedExecutionResult<Record<string, unknown>, unknown>[]) =>
   events.map((event) => (event.data as { messageAdded: { seq: number } } | null)?.messageAdded.seq);
 
 async function conversationOf(owner: TestUser, title = "live"): Promise<string> {
@@ -235,3 +237,26 @@ describe("messageAdded across servers", () => {
     }
   });
 });
+
+if (testDbKind() === "postgres") {
+  describe("messageAdded when the LISTEN connection drops", () => {
+    it("reconnects and delivers what was written meanwhile, once and in order", async () => {
+      const id = await conversationOf(alice);
+      const sub = subscribe(alice.token, { id, after: 0 });
+      await add(alice, id, "before the drop");
+      await sub.until((events) => events.length >= 1);
+      const knex = app.database.db.knex;
+      const [{ pid }] = await knex("pg_stat_activity")
+        .where({ application_name: LISTENER_APPLICATION_NAME, datname: knex.raw("current_database()") })
+        .select("pid");
+      await knex.raw("select pg_terminate_backend(?)", [pid]);
+      // Written while nobody listens: their notifications are lost; the reconnect must make up for them.
+      for (let i = 1; i <= 10; i++) await add(alice, id, `during ${i}`);
+      await sub.until((events) => events.length >= 11);
+      await add(alice, id, "after");
+      await sub.until((events) => events.length >= 12);
+      expect(seqs(sub.events)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      sub.unsubscribe();
+    });
+  });
+}

@@ -15,7 +15,8 @@ export interface RunResult {
   stderr: string;
 }
 
-export async function run(command: string, args: string[], env: Record<string, string>): Promise<RunResult> {
+/** The test runner's environment without its database settings and key ring. */
+export function cleanEnv(): NodeJS.ProcessEnv {
   const {
     PARLEY_TEST_PG_ADMIN_URL: _a,
     DATABASE_URL: _b,
@@ -24,8 +25,12 @@ export async function run(command: string, args: string[], env: Record<string, s
     MESSAGE_ENCRYPTION_CURRENT_KEY: _e,
     ...inherited
   } = process.env;
+  return inherited;
+}
+
+export async function run(command: string, args: string[], env: Record<string, string>): Promise<RunResult> {
   try {
-    const { stdout, stderr } = await exec(command, args, { cwd: ROOT, env: { ...inherited, ...env }, timeout: 120_000 });
+    const { stdout, stderr } = await exec(command, args, { cwd: ROOT, env: { ...cleanEnv(), ...env }, timeout: 120_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code?: number; stdout?: string; stderr?: string };
