@@ -15,6 +15,7 @@ let alice: TestUser;
 let bob: TestUser;
 let admin: TestUser;
 const clients: Client[] = [];
+type Event = FormattedExecutionResult<Record<string, unknown>, unknown>;
 
 beforeAll(async () => {
   app = await createTestApp();
@@ -46,15 +47,15 @@ function client(token: string): Client {
 }
 
 interface Subscription {
-  events: FormattedExecutionResult<Record<string, unknown>, unknown>[];
+  events: Event[];
   /** Resolves once `done(events)` holds or the stream ended; rejects after WAIT_MS. */
-  until(done: (events: FormattedExecutionResult<Record<string, unknown>, unknown>[]) => boolean): Promise<void>;
+  until(done: (events: Event[]) => boolean): Promise<void>;
   ended: () => boolean;
   unsubscribe: () => void;
 }
 
 function subscribe(token: string, variables: Record<string, unknown>): Subscription {
-  const events: FormattedExecutionResult<Record<string, unknown>, unknown>[] = [];
+  const events: Event[] = [];
   let ended = false;
   const listeners = new Set<() => void>();
   const changed = () => listeners.forEach((listener) => listener());
@@ -66,7 +67,7 @@ function subscribe(token: string, variables: Record<string, unknown>): Subscript
         changed();
       },
       error: (error) => {
-        events.push({ errors: Array.isArray(error) ? error : [{ message: String(error) }] } as FormattedExecutionResult);
+        events.push({ errors: Array.isArray(error) ? error : [{ message: String(error) }] } as Event);
         ended = true;
         changed();
       },
@@ -100,7 +101,7 @@ function subscribe(token: string, variables: Record<string, unknown>): Subscript
   };
 }
 
-const seqs = (events: FormattedExecutionResult<Record<string, unknown>, unknown>[]) =>
+const seqs = (events: Event[]) =>
   events.map((event) => (event.data as { messageAdded: { seq: number } } | null)?.messageAdded.seq);
 
 async function conversationOf(owner: TestUser, title = "live"): Promise<string> {
