@@ -70,7 +70,7 @@ export function contextFor(deps: ContextDeps, viewer: Viewer | null, extra: { re
   const requestId = extra.requestId ?? randomUUID();
   return {
     viewer,
-    loaders: createLoaders(deps.db.knex),
+    loaders: createLoaders(deps.db.knex, deps.config.encryption),
     db: deps.db,
     config: deps.config,
     log: deps.log.child({ requestId }),
@@ -85,7 +85,7 @@ export function contextFor(deps: ContextDeps, viewer: Viewer | null, extra: { re
  * cached for one event must not be served, stale, for the next.
  */
 export function renewLoaders(ctx: Context): void {
-  ctx.loaders = createLoaders(ctx.db.knex);
+  ctx.loaders = createLoaders(ctx.db.knex, ctx.config.encryption);
 }
 
 /** The viewer, or UNAUTHENTICATED. Resolvers call this rather than reading ctx.viewer. */

@@ -11,6 +11,8 @@ import { Message } from "../modules/message/message.model";
 import { messagePageBatch, type MessagePageKey } from "../modules/message/message.loaders";
 import { loadGrantSets } from "../modules/access/access.service";
 import type { GrantSet } from "../modules/access/grant.model";
+import { streamedTexts, type StreamedText } from "../modules/message/stream.service";
+import type { EncryptionConfig } from "../config";
 
 /** Aligns rows to keys (DataLoader requires one result per key, in key order). */
 export function mapTo<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): (V | undefined)[] {
@@ -23,7 +25,7 @@ function byIdLoader<M extends { id: string }>(load: (ids: readonly string[]) => 
   return new DataLoader<string, M | undefined>(async (ids) => mapTo(ids, await load(ids), (row) => row.id));
 }
 
-export function createLoaders(knex: Knex) {
+export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefined) {
   return {
     userById: byIdLoader<User>((ids) => User.query(knex).findByIds(ids as string[])),
     conversationById: byIdLoader<Conversation>((ids) => Conversation.query(knex).findByIds(ids as string[])),
@@ -37,6 +39,10 @@ export function createLoaders(knex: Knex) {
         )
         .whereIn("conversations.id", ids as string[]);
       return mapTo(ids, rows, (row) => row.conversationId);
+    }),
+    /** The text streamed so far into STREAMING messages, with its chunk count (one statement per batch). */
+    streamedText: new DataLoader<Message, StreamedText, string>((messages) => streamedTexts(knex, encryption, messages), {
+      cacheKeyFn: (message) => message.id,
     }),
     /** A service's grants (origins and single conversations). */
     grantsByServiceId: new DataLoader<string, GrantSet>((ids) => loadGrantSets(knex, ids)),

@@ -76,6 +76,12 @@ const cases: Record<string, () => Promise<void>> = {
   "Mutation.deleteConversation": () => refusedWithoutEffect(`mutation($id: UUID!) { deleteConversation(id: $id) }`, { id: conversationId }),
   "Mutation.addMessage": () =>
     refusedWithoutEffect(`mutation($id: UUID!) { addMessage(input: { conversationId: $id, content: "hi" }) { id } }`, { id: conversationId }),
+  "Mutation.startMessage": () =>
+    refusedWithoutEffect(`mutation($id: UUID!) { startMessage(input: { conversationId: $id, role: USER }) { id } }`, { id: conversationId }),
+  "Mutation.appendMessageChunk": () =>
+    refusedWithoutEffect(`mutation($id: UUID!) { appendMessageChunk(messageId: $id, index: 0, text: "x") { index } }`, { id: messageId }),
+  "Mutation.completeMessage": () => refusedWithoutEffect(`mutation($id: UUID!) { completeMessage(messageId: $id) { id } }`, { id: messageId }),
+  "Mutation.failMessage": () => refusedWithoutEffect(`mutation($id: UUID!) { failMessage(messageId: $id, error: "x") { id } }`, { id: messageId }),
   "Mutation.recordMetrics": () =>
     refusedWithoutEffect(`mutation { recordMetrics(input: [{ clientBotId: "b", metricType: "t" }]) }`, {}, "FORBIDDEN"),
   "Mutation.createApiKey": () =>

@@ -13,6 +13,7 @@ const APP_TABLES = [
   "audit_logs",
   "backup_logs",
   "conversations",
+  "message_chunks",
   "messages",
   "metrics",
   "rate_limits",

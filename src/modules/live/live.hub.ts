@@ -12,10 +12,18 @@ import type { Knex } from "knex";
 import { ACCESS_CHANNEL, EVENTS_CHANNEL, notify, type NotificationListener } from "../../db/notifications";
 
 /** Payloads on parley_events. */
-export type LiveEvent = { t: "message"; c: string; s: number } | { t: "deleted"; c: string };
+export type LiveEvent =
+  | { t: "message"; c: string; s: number }
+  | { t: "updated"; c: string; s: number; i?: number }
+  | { t: "deleted"; c: string };
 
 export function publishMessageAdded(trx: Knex.Transaction, conversationId: string, seq: number): Promise<void> {
   return notify(trx, EVENTS_CHANNEL, { t: "message", c: conversationId, s: seq });
+}
+
+/** A message changed: a chunk `i` appended, or it was completed or failed. */
+export function publishMessageUpdated(trx: Knex.Transaction, conversationId: string, seq: number, chunk?: number): Promise<void> {
+  return notify(trx, EVENTS_CHANNEL, { t: "updated", c: conversationId, s: seq, ...(chunk === undefined ? {} : { i: chunk }) });
 }
 
 export function publishConversationDeleted(trx: Knex.Transaction, conversationId: string): Promise<void> {

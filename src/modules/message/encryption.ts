@@ -31,6 +31,8 @@ export interface ContentRow extends StoredContent {
   id?: string;
   conversationId: string;
   seq: number;
+  /** Set for a chunk of a streamed message: its index, part of what the ciphertext is bound to. */
+  chunk?: number;
 }
 
 /**
@@ -46,8 +48,9 @@ export class UndecryptableContentError extends AppError {
   }
 }
 
-function aad(conversationId: string, seq: number): Buffer {
-  return Buffer.from(`${conversationId}:${seq}`, "utf8");
+/** What a ciphertext is bound to: its row (and chunk), so one moved elsewhere fails authentication. */
+function aad(conversationId: string, seq: number, chunk?: number): Buffer {
+  return Buffer.from(chunk === undefined ? `${conversationId}:${seq}` : `${conversationId}:${seq}:chunk:${chunk}`, "utf8");
 }
 
 /** Encrypts `text` for the row (conversationId, seq) with the ring's current key. */
@@ -56,10 +59,11 @@ export function encryptContent(
   conversationId: string,
   seq: number,
   text: string,
+  chunk?: number,
 ): { encryptedContent: Buffer; keyId: string } {
   const iv = randomBytes(IV_BYTES); // random per message: GCM must never reuse an iv under one key
   const cipher = createCipheriv(ALGORITHM, encryption.keys.get(encryption.currentKeyId)!, iv, { authTagLength: TAG_BYTES });
-  cipher.setAAD(aad(conversationId, seq));
+  cipher.setAAD(aad(conversationId, seq, chunk));
   const ciphertext = Buffer.concat([cipher.update(text, "utf8"), cipher.final()]);
   return {
     encryptedContent: Buffer.concat([Buffer.of(FORMAT_VERSION), iv, cipher.getAuthTag(), ciphertext]),
@@ -78,7 +82,7 @@ export function decryptContent(encryption: EncryptionConfig | undefined, message
   }
   try {
     const decipher = createDecipheriv(ALGORITHM, key, blob.subarray(1, 1 + IV_BYTES), { authTagLength: TAG_BYTES });
-    decipher.setAAD(aad(message.conversationId, message.seq));
+    decipher.setAAD(aad(message.conversationId, message.seq, message.chunk));
     decipher.setAuthTag(blob.subarray(1 + IV_BYTES, HEADER_BYTES));
     return Buffer.concat([decipher.update(blob.subarray(HEADER_BYTES)), decipher.final()]).toString("utf8");
   } catch {
@@ -98,8 +102,9 @@ export function storedContent(
   conversationId: string,
   seq: number,
   text: string,
+  chunk?: number,
 ): StoredContent {
   return encryption
-    ? { content: null, ...encryptContent(encryption, conversationId, seq, text) }
+    ? { content: null, ...encryptContent(encryption, conversationId, seq, text, chunk) }
     : { content: text, encryptedContent: null, keyId: null };
 }

@@ -43,6 +43,10 @@ export class Message extends BaseModel {
   @Field(() => MessageStatus)
   status: MessageStatus;
 
+  /** Chunks appended while STREAMING; the next appendMessageChunk must carry this index. */
+  @Field(() => Int, { description: "How many chunks the text was streamed in (0 for a message added whole)" })
+  chunkCount: number;
+
   @Field(() => String, { nullable: true, description: "The client's idempotency key" })
   requestId: string | null;
 

@@ -12,7 +12,7 @@ import { assertMayActFor, canAccessConversation, viewerScope } from "../access/a
 import { Role } from "../user/role.enum";
 import { getConversation, getWritableConversation } from "../conversation/conversation.service";
 import { Message } from "./message.model";
-import { MessageRole } from "./message.enums";
+import { MessageRole, MessageStatus } from "./message.enums";
 import type { AddMessageInput } from "./message.input";
 import { messageText, storedContent } from "./encryption";
 import { publishMessageAdded } from "../live/live.hub";
@@ -33,7 +33,7 @@ function characterCount(text: string, limit: number): number {
   return text.length <= limit ? text.length : [...text].length;
 }
 
-function checkInput(ctx: Context, input: AddMessageInput): void {
+function checkInput(ctx: Context, input: AddMessageInput, status: MessageStatus): void {
   const viewer = viewerOf(ctx);
   if (!canWriteRole(viewer, input.role)) {
     throw new ForbiddenError("Members can add only USER messages; assistant, system and tool messages come from services");
@@ -48,7 +48,8 @@ function checkInput(ctx: Context, input: AddMessageInput): void {
   if (input.metadata != null) checkJson(input.metadata, "metadata", "object");
   if (input.toolCalls != null) checkJson(input.toolCalls, "toolCalls", "array");
   const hasToolCalls = Array.isArray(input.toolCalls) && input.toolCalls.length > 0;
-  if (input.content.trim() === "" && !hasToolCalls) {
+  // A streamed message starts empty and grows by chunks.
+  if (input.content.trim() === "" && !hasToolCalls && status !== MessageStatus.STREAMING) {
     throw new BadUserInputError("content must not be empty", { field: "content" });
   }
 }
@@ -69,9 +70,10 @@ async function authorOf(ctx: Context, input: AddMessageInput): Promise<string> {
   return user.id;
 }
 
-export async function addMessage(ctx: Context, input: AddMessageInput): Promise<Message> {
+/** Adds a message; with status STREAMING (startMessage), an empty one that appendMessageChunk fills. */
+export async function addMessage(ctx: Context, input: AddMessageInput, status = MessageStatus.COMPLETE): Promise<Message> {
   const viewer = viewerOf(ctx);
-  checkInput(ctx, input);
+  checkInput(ctx, input, status);
   const knex = ctx.db.knex;
   const author = await authorOf(ctx, input);
   const scope = await viewerScope(ctx);
@@ -99,6 +101,7 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
           authorId: author,
           sentBy: author === viewer.id ? null : viewer.id,
           role: input.role,
+          status,
           // Plain text, or (with a key ring) ciphertext bound to this conversation and seq.
           ...storedContent(ctx.config.encryption, input.conversationId, conversation.lastSeq, input.content),
           requestId: input.requestId ?? null,
@@ -121,7 +124,7 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
     if (!message) {
       // A retry of a write that succeeded before the conversation was archived still gets its message.
       const earlier = input.requestId == null ? undefined : await findRetried(ctx, input);
-      if (earlier) return sameOrConflict(ctx, earlier, input);
+      if (earlier) return sameOrConflict(ctx, earlier, input, status);
       await getWritableConversation(ctx, input.conversationId); // throws NOT_FOUND or CONFLICT (archived)
       throw new NotFoundError("Conversation"); // vanished between the two reads
     }
@@ -132,7 +135,7 @@ export async function addMessage(ctx: Context, input: AddMessageInput): Promise<
     if (error instanceof DuplicateRequest) {
       const earlier = await findRetried(ctx, input);
       if (!earlier) throw new NotFoundError("Message"); // its conversation was deleted meanwhile
-      return sameOrConflict(ctx, earlier, input);
+      return sameOrConflict(ctx, earlier, input, status);
     }
     throw error;
   }
@@ -145,8 +148,12 @@ async function findRetried(ctx: Context, input: AddMessageInput): Promise<Messag
 }
 
 /** The original of a retried request; CONFLICT when the retry carries a different message. */
-function sameOrConflict(ctx: Context, original: Message, input: AddMessageInput): Message {
-  if (original.role !== input.role || messageText(ctx.config.encryption, original) !== input.content) {
+function sameOrConflict(ctx: Context, original: Message, input: AddMessageInput, status: MessageStatus): Message {
+  const text = messageText(ctx.config.encryption, original);
+  // A message that was streamed: started by startMessage, whatever has been appended or completed since.
+  const streamed = original.status !== MessageStatus.COMPLETE || original.chunkCount > 0 || (text === "" && original.toolCalls == null);
+  const same = status === MessageStatus.STREAMING ? streamed : !streamed && text === input.content;
+  if (original.role !== input.role || !same) {
     throw new ConflictError("requestId was already used for a different message in this conversation");
   }
   return original;

@@ -1,0 +1,66 @@
+import { Field, Float, InputType, Int, ObjectType } from "type-graphql";
+import { JSONResolver } from "graphql-scalars";
+import { IsOptional, Length, Max, MaxLength, Min } from "class-validator";
+import { MessageRole } from "./message.enums";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
+
+@InputType({ description: "A message whose text will arrive in chunks (appendMessageChunk), then completeMessage or failMessage" })
+export class StartMessageInput {
+  @Field(() => UUIDScalar)
+  conversationId: string;
+
+  @Field(() => MessageRole, { defaultValue: MessageRole.ASSISTANT })
+  role: MessageRole;
+
+  @Field(() => UUIDScalar, { nullable: true, description: "As in addMessage: write as this user" })
+  actAs?: string | null;
+
+  @Field(() => String, { nullable: true, description: "Idempotency key: a retry returns the message it started" })
+  @IsOptional()
+  @Length(1, 255)
+  requestId?: string | null;
+
+  @Field(() => JSONResolver, { nullable: true, description: "A JSON object" })
+  metadata?: Record<string, unknown> | null;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @MaxLength(200)
+  model?: string | null;
+}
+
+@InputType({ description: "Usage of a completed message" })
+export class CompleteMessageInput {
+  @Field(() => Int, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  promptTokens?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  completionTokens?: number | null;
+
+  @Field(() => Float, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  @Max(1e8)
+  costUsd?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  latencyMs?: number | null;
+}
+
+@ObjectType({ description: "One chunk of a streamed message, as stored" })
+export class MessageChunk {
+  @Field(() => UUIDScalar)
+  messageId: string;
+
+  @Field(() => Int, { description: "0, 1, 2 ... in the order the text is read" })
+  index: number;
+
+  @Field()
+  text: string;
+}
