@@ -1,8 +1,9 @@
 /**
- * messageAdded: every stored message of a conversation after `afterSeq`, in seq order, then each new one as
- * it commits, with no gap and no duplicate at the hand-over. The stream watches the conversation BEFORE it
- * reads anything, so a message committed while it catches up rings its bell, and it always reads on from the
- * last seq it delivered, so an early, late, doubled or lost notification changes nothing.
+ * Conversation streams (messageAdded, conversationEvents): every stored message of a conversation after
+ * `afterSeq`, in seq order, then each change as it commits, with no gap and no duplicate at the hand-over.
+ * A stream watches the conversation BEFORE it reads anything, so whatever commits while it catches up rings
+ * its bell, and it always reads on from the position it has delivered, so an early, late, doubled or lost
+ * notification changes nothing.
  */
 import type { Context } from "../../graphql/context";
 import { renewLoaders } from "../../graphql/context";
@@ -12,7 +13,7 @@ import { Message } from "../message/message.model";
 import { Doorbell } from "./live.hub";
 
 /** Rows read per query while catching up. */
-const PAGE = 100;
+export const PAGE = 100;
 
 /**
  * How a stream ends with an error: graphql-ws answers an iterator that throws by closing the socket, so the
@@ -22,11 +23,25 @@ export class StreamError {
   constructor(readonly error: unknown) {}
 }
 
-export async function subscribeMessageAdded(
+/** Where a stream stands: the seq of the last message it delivered. */
+export interface StreamCursor {
+  seq: number;
+  /** True on the first read after subscribing (a resumed stream may owe snapshots). */
+  first: boolean;
+}
+
+/**
+ * One read of a stream: yields the events it found after `cursor` (moving it), and returns true when there
+ * may be more right away (a full page), false when it is up to date.
+ */
+export type StreamStep<T> = (cursor: StreamCursor) => AsyncGenerator<T, boolean>;
+
+export async function openConversationStream<T>(
   ctx: Context,
   conversationId: string,
   afterSeq: number | null | undefined,
-): Promise<AsyncIterableIterator<Message | StreamError>> {
+  step: StreamStep<T>,
+): Promise<AsyncIterableIterator<T | StreamError>> {
   if (afterSeq != null && afterSeq < 0) throw new BadUserInputError("afterSeq must be 0 or more", { field: "afterSeq" });
   const hub = ctx.live;
   if (!hub) throw new Error("Live events need a running server");
@@ -35,10 +50,11 @@ export async function subscribeMessageAdded(
   const bell = new Doorbell();
   const unwatch = hub.watch(conversationId, bell);
 
-  async function* stream(): AsyncGenerator<Message | StreamError> {
+  async function* stream(): AsyncGenerator<T | StreamError> {
     try {
       // Read after watching: whatever commits later rings the bell.
-      let last = afterSeq ?? ((await knex("conversations").where({ id: conversationId }).first("last_seq"))?.lastSeq as number | undefined) ?? 0;
+      const start = afterSeq ?? ((await knex("conversations").where({ id: conversationId }).first("last_seq"))?.lastSeq as number | undefined) ?? 0;
+      const cursor: StreamCursor = { seq: start, first: true };
       for (;;) {
         bell.clear();
         if (bell.recheck) {
@@ -46,13 +62,9 @@ export async function subscribeMessageAdded(
           renewLoaders(ctx);
           await getConversation(ctx, conversationId); // deleted, or the viewer's grant revoked: NOT_FOUND
         }
-        const rows = await Message.query(knex).where({ conversationId }).where("seq", ">", last).orderBy("seq").limit(PAGE);
-        for (const row of rows) {
-          last = row.seq;
-          renewLoaders(ctx); // each event is resolved with fresh loaders
-          yield row;
-        }
-        if (rows.length === PAGE) continue;
+        const more = yield* step(cursor);
+        cursor.first = false;
+        if (more) continue;
         await bell.wait();
         if (bell.closed) return;
       }
@@ -64,7 +76,7 @@ export async function subscribeMessageAdded(
   }
 
   const events = stream();
-  const iterator: AsyncIterableIterator<Message | StreamError> = {
+  const iterator: AsyncIterableIterator<T | StreamError> = {
     next: () => events.next(),
     // A generator waiting on its bell would take a return() only at its next yield: wake it to end now.
     return: (value?: unknown) => {
@@ -76,4 +88,22 @@ export async function subscribeMessageAdded(
     [Symbol.asyncIterator]: () => iterator,
   };
   return iterator;
+}
+
+/** The messages after the cursor, one page. */
+export async function messagesAfter(ctx: Context, conversationId: string, seq: number): Promise<Message[]> {
+  return Message.query(ctx.db.knex).where({ conversationId }).where("seq", ">", seq).orderBy("seq").limit(PAGE);
+}
+
+/** messageAdded: new messages only. */
+export function subscribeMessageAdded(ctx: Context, conversationId: string, afterSeq: number | null | undefined) {
+  return openConversationStream<Message>(ctx, conversationId, afterSeq, async function* (cursor) {
+    const rows = await messagesAfter(ctx, conversationId, cursor.seq);
+    for (const row of rows) {
+      cursor.seq = row.seq;
+      renewLoaders(ctx); // each event is resolved with fresh loaders
+      yield row;
+    }
+    return rows.length === PAGE;
+  });
 }
