@@ -117,6 +117,15 @@ const cases: Record<string, () => Promise<void>> = {
     expect(result.errors?.[0].extensions?.code).toBe("NOT_FOUND");
     expect(JSON.stringify(result)).not.toContain("my secret");
   },
+  "Subscription.conversationEvents": async () => {
+    const result = await firstEvent(
+      `subscription($id: UUID!) { conversationEvents(conversationId: $id, afterSeq: 0) { ... on MessageAddedEvent { message { content } } } }`,
+      { id: conversationId },
+      bob.token,
+    );
+    expect(result.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    expect(JSON.stringify(result)).not.toContain("my secret");
+  },
   "Mutation.setSystemConfig": () => refusedWithoutEffect(`mutation { setSystemConfig(key: "x", value: 1) { key } }`, {}, "FORBIDDEN"),
 };
 

@@ -54,13 +54,13 @@ interface Subscription {
   unsubscribe: () => void;
 }
 
-function subscribe(token: string, variables: Record<string, unknown>): Subscription {
+function subscribe(token: string, variables: Record<string, unknown>, query = MESSAGE_ADDED): Subscription {
   const events: Event[] = [];
   let ended = false;
   const listeners = new Set<() => void>();
   const changed = () => listeners.forEach((listener) => listener());
   const unsubscribe = client(token).subscribe(
-    { query: MESSAGE_ADDED, variables },
+    { query, variables },
     {
       next: (value) => {
         events.push(value);
@@ -218,6 +218,95 @@ describe("messageAdded", () => {
     await app.ok(`mutation($id: UUID!) { revokeServiceGrant(id: $id) }`, { id: grantService.id }, admin.token);
     await sub.until(() => false);
     expect(sub.events.slice(1).map((event) => event.errors?.[0].extensions?.code)).toEqual(["NOT_FOUND"]);
+  });
+});
+
+const EVENTS = `subscription($id: UUID!, $after: Int) {
+  conversationEvents(conversationId: $id, afterSeq: $after) {
+    __typename
+    ... on MessageAddedEvent { message { id seq status content chunkCount } }
+    ... on MessageDeltaEvent { messageId seq index text }
+    ... on MessageUpdatedEvent { message { id seq status content chunkCount } }
+  }
+}`;
+
+describe("conversationEvents with streamed replies", () => {
+  let worker: TestUser;
+  beforeAll(async () => {
+    worker = await app.makeUser(Role.SERVICE, "streamer");
+  });
+
+  async function streamedConversation() {
+    const id = await conversationOf(alice);
+    await app.grant(worker, { conversationId: id });
+    return id;
+  }
+  const start = async (id: string) =>
+    (await app.ok(`mutation($c: UUID!) { startMessage(input: { conversationId: $c }) { id seq } }`, { c: id }, worker.token)).startMessage as {
+      id: string;
+      seq: number;
+    };
+  const append = (messageId: string, index: number, text: string) =>
+    app.ok(`mutation($m: UUID!, $i: Int!, $t: String!) { appendMessageChunk(messageId: $m, index: $i, text: $t) { index } }`, { m: messageId, i: index, t: text }, worker.token);
+  const complete = (messageId: string) => app.ok(`mutation($m: UUID!) { completeMessage(messageId: $m) { id } }`, { m: messageId }, worker.token);
+  const payload = (event: Event) => (event.data as { conversationEvents: Record<string, any> }).conversationEvents;
+
+  it("sends the new message, then each chunk once as a delta (a retried chunk is not repeated), then the completed message", async () => {
+    const id = await streamedConversation();
+    const sub = subscribe(alice.token, { id, after: 0 }, EVENTS);
+    const message = await start(id);
+    await sub.until((events) => events.length >= 1);
+    expect(payload(sub.events[0])).toEqual({ __typename: "MessageAddedEvent", message: { id: message.id, seq: 1, status: "STREAMING", content: "", chunkCount: 0 } });
+    const chunks = ["Once ", "upon ", "a ", "time", "."];
+    for (const [index, text] of chunks.entries()) {
+      await append(message.id, index, text);
+      if (index === 2) await append(message.id, index, text); // a worker's retry
+      await sub.until((events) => events.length >= 2 + index);
+    }
+    await complete(message.id);
+    await sub.until((events) => events.length >= 7);
+    expect(sub.events.slice(1, 6).map(payload)).toEqual(
+      chunks.map((text, index) => ({ __typename: "MessageDeltaEvent", messageId: message.id, seq: 1, index, text })),
+    );
+    expect(payload(sub.events[6])).toEqual({
+      __typename: "MessageUpdatedEvent",
+      message: { id: message.id, seq: 1, status: "COMPLETE", content: chunks.join(""), chunkCount: 5 },
+    });
+    // Then quiet: the next event is the next message, nothing repeated.
+    await add(alice, id, "thanks");
+    await sub.until((events) => events.length >= 8);
+    expect(payload(sub.events[7])).toMatchObject({ __typename: "MessageAddedEvent", message: { seq: 2, content: "thanks" } });
+    sub.unsubscribe();
+  });
+
+  it("resuming mid-stream with afterSeq sends the text so far, then only the following deltas", async () => {
+    const id = await streamedConversation();
+    const message = await start(id);
+    await append(message.id, 0, "ab");
+    await append(message.id, 1, "cd");
+    // The client had received the message (seq 1) and lost its connection.
+    const sub = subscribe(alice.token, { id, after: message.seq }, EVENTS);
+    await sub.until((events) => events.length >= 1);
+    expect(payload(sub.events[0])).toEqual({
+      __typename: "MessageUpdatedEvent",
+      message: { id: message.id, seq: 1, status: "STREAMING", content: "abcd", chunkCount: 2 },
+    });
+    await append(message.id, 2, "ef");
+    await sub.until((events) => events.length >= 2);
+    await complete(message.id);
+    await sub.until((events) => events.length >= 3);
+    expect(sub.events.slice(1).map(payload)).toEqual([
+      { __typename: "MessageDeltaEvent", messageId: message.id, seq: 1, index: 2, text: "ef" },
+      { __typename: "MessageUpdatedEvent", message: { id: message.id, seq: 1, status: "COMPLETE", content: "abcdef", chunkCount: 3 } },
+    ]);
+    sub.unsubscribe();
+  });
+
+  it("refuses another member with NOT_FOUND", async () => {
+    const id = await streamedConversation();
+    const sub = subscribe(bob.token, { id, after: 0 }, EVENTS);
+    await sub.until(() => false);
+    expect(sub.events.map((event) => event.errors?.[0].extensions?.code)).toEqual(["NOT_FOUND"]);
   });
 });
 

@@ -3,6 +3,7 @@ import type { Context } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
 import { StreamError, subscribeMessageAdded } from "./message-stream";
+import { ConversationEvent, subscribeConversationEvents, type ConversationEventValue } from "./conversation-events";
 
 @Resolver()
 export class LiveResolver {
@@ -18,6 +19,23 @@ export class LiveResolver {
     @Arg("afterSeq", () => Int, { nullable: true }) _afterSeq: number | null,
     @Ctx() _ctx: Context,
   ): Message {
+    if (event instanceof StreamError) throw event.error;
+    return event;
+  }
+
+  @Subscription(() => ConversationEvent, {
+    description:
+      "Everything a chat view needs, gap-free like messageAdded: MessageAddedEvent, then for STREAMING messages one " +
+      "MessageDeltaEvent per chunk (only the new text) and a MessageUpdatedEvent when it completes or fails. Resuming " +
+      "with afterSeq first sends a snapshot (MessageUpdatedEvent) of every message at or before afterSeq still streaming.",
+    subscribe: ({ args, context }) => subscribeConversationEvents(context as Context, args.conversationId, args.afterSeq),
+  })
+  conversationEvents(
+    @Root() event: ConversationEventValue | StreamError,
+    @Arg("conversationId", () => UUIDScalar) _conversationId: string,
+    @Arg("afterSeq", () => Int, { nullable: true }) _afterSeq: number | null,
+    @Ctx() _ctx: Context,
+  ): ConversationEventValue {
     if (event instanceof StreamError) throw event.error;
     return event;
   }
