@@ -4,8 +4,33 @@ import { IsOptional, Length, Max, MaxLength, Min } from "class-validator";
 import { MessageRole } from "./message.enums";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 
+/** Usage of a model reply: given with addMessage, or with completeMessage for a streamed one. */
+@InputType({ description: "Usage of a model reply" })
+export class MessageUsageInput {
+  @Field(() => Int, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  promptTokens?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  completionTokens?: number | null;
+
+  @Field(() => Float, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  @Max(1e8)
+  costUsd?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  @IsOptional()
+  @Min(0)
+  latencyMs?: number | null;
+}
+
 @InputType()
-export class AddMessageInput {
+export class AddMessageInput extends MessageUsageInput {
   @Field(() => UUIDScalar)
   conversationId: string;
 
@@ -39,25 +64,4 @@ export class AddMessageInput {
   @IsOptional()
   @MaxLength(200)
   model?: string | null;
-
-  @Field(() => Int, { nullable: true })
-  @IsOptional()
-  @Min(0)
-  promptTokens?: number | null;
-
-  @Field(() => Int, { nullable: true })
-  @IsOptional()
-  @Min(0)
-  completionTokens?: number | null;
-
-  @Field(() => Float, { nullable: true })
-  @IsOptional()
-  @Min(0)
-  @Max(1e8)
-  costUsd?: number | null;
-
-  @Field(() => Int, { nullable: true })
-  @IsOptional()
-  @Min(0)
-  latencyMs?: number | null;
 }

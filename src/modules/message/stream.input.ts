@@ -1,7 +1,8 @@
-import { Field, Float, InputType, Int, ObjectType } from "type-graphql";
+import { Field, InputType, Int, ObjectType } from "type-graphql";
 import { JSONResolver } from "graphql-scalars";
-import { IsOptional, Length, Max, MaxLength, Min } from "class-validator";
+import { IsOptional, Length, MaxLength } from "class-validator";
 import { MessageRole } from "./message.enums";
+import { MessageUsageInput } from "./message.input";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 
 @InputType({ description: "A message whose text will arrive in chunks (appendMessageChunk), then completeMessage or failMessage" })
@@ -30,28 +31,7 @@ export class StartMessageInput {
 }
 
 @InputType({ description: "Usage of a completed message" })
-export class CompleteMessageInput {
-  @Field(() => Int, { nullable: true })
-  @IsOptional()
-  @Min(0)
-  promptTokens?: number | null;
-
-  @Field(() => Int, { nullable: true })
-  @IsOptional()
-  @Min(0)
-  completionTokens?: number | null;
-
-  @Field(() => Float, { nullable: true })
-  @IsOptional()
-  @Min(0)
-  @Max(1e8)
-  costUsd?: number | null;
-
-  @Field(() => Int, { nullable: true })
-  @IsOptional()
-  @Min(0)
-  latencyMs?: number | null;
-}
+export class CompleteMessageInput extends MessageUsageInput {}
 
 @ObjectType({ description: "One chunk of a streamed message, as stored" })
 export class MessageChunk {
