@@ -126,6 +126,28 @@ const cases: Record<string, () => Promise<void>> = {
     expect(result.errors?.[0].extensions?.code).toBe("NOT_FOUND");
     expect(JSON.stringify(result)).not.toContain("my secret");
   },
+  "Subscription.conversationsChanged": async () => {
+    // Bob's stream gets his own change, and none of the change Alice makes first.
+    const client = createClient({
+      url: `${app.url.replace("http", "ws")}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${bob.token}` },
+      retryAttempts: 0,
+    });
+    try {
+      const events = client.iterate({ query: `subscription { conversationsChanged { conversationId conversation { title } } }` });
+      const first = events.next();
+      const deadline = Date.now() + 30_000;
+      while (app.server.live.size === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await app.ok(`mutation($id: UUID!) { updateConversation(id: $id, input: { title: "private" }) { id } }`, { id: conversationId }, alice.token);
+      await app.ok(`mutation { createConversation(input: { title: "bob's own" }) { id } }`, {}, bob.token);
+      const { value } = await first;
+      expect(value?.data).toMatchObject({ conversationsChanged: { conversation: { title: "bob's own" } } });
+      expect(JSON.stringify(value)).not.toContain(conversationId);
+    } finally {
+      await client.dispose();
+    }
+  },
   "Mutation.setSystemConfig": () => refusedWithoutEffect(`mutation { setSystemConfig(key: "x", value: 1) { key } }`, {}, "FORBIDDEN"),
 };
 

@@ -310,6 +310,41 @@ describe("conversationEvents with streamed replies", () => {
   });
 });
 
+const INBOX = `subscription { conversationsChanged { conversationId deleted conversation { id title status messageCount lastMessage { content } } } }`;
+
+describe("conversationsChanged", () => {
+  it("sends each change to the viewer's own conversations as they are now, and deletions, and nothing of other users'", async () => {
+    const carol = await app.makeUser(Role.MEMBER, "carol");
+    const before = app.server.live.size;
+    const sub = subscribe(carol.token, {}, INBOX);
+    await streamsOpen(before + 1);
+    const change = (index: number) => (sub.events[index].data as { conversationsChanged: Record<string, any> }).conversationsChanged;
+
+    const id = await conversationOf(carol, "first title");
+    await sub.until((events) => events.length >= 1);
+    expect(change(0)).toEqual({ conversationId: id, deleted: false, conversation: { id, title: "first title", status: "ACTIVE", messageCount: 0, lastMessage: null } });
+
+    await conversationOf(bob, "not carol's"); // another user's: never sent to carol
+    await add(carol, id, "hello");
+    await sub.until((events) => events.length >= 2);
+    expect(change(1).conversation).toMatchObject({ id, messageCount: 1, lastMessage: { content: "hello" } });
+
+    await app.ok(`mutation($id: UUID!) { updateConversation(id: $id, input: { title: "renamed" }) { id } }`, { id }, carol.token);
+    await sub.until((events) => events.length >= 3);
+    await app.ok(`mutation($id: UUID!) { archiveConversation(id: $id) { id } }`, { id }, carol.token);
+    await sub.until((events) => events.length >= 4);
+    await app.ok(`mutation($id: UUID!) { deleteConversation(id: $id) }`, { id }, carol.token);
+    await sub.until((events) => events.length >= 5);
+    expect([change(2).conversation.title, change(3).conversation.status, change(4)]).toEqual([
+      "renamed",
+      "ARCHIVED",
+      { conversationId: id, deleted: true, conversation: null },
+    ]);
+    expect(sub.events.every((event) => (event.data as any).conversationsChanged.conversationId === id)).toBe(true);
+    sub.unsubscribe();
+  });
+});
+
 describe("messageAdded across servers", () => {
   it("delivers, in order, messages written through another server on the same database", async () => {
     const other = await createTestApp({}, app.database);

@@ -11,7 +11,7 @@ import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphq
 import { isAdmin, type Viewer } from "../user/viewer";
 import { assertMayActFor, canAccessConversation } from "../access/access.service";
 import { audit } from "../audit/audit.service";
-import { publishConversationDeleted } from "../live/live.hub";
+import { publishConversationChanged, publishConversationDeleted } from "../live/live.hub";
 import { Conversation } from "./conversation.model";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 import type { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
@@ -41,6 +41,12 @@ export async function getWritableConversation(ctx: Context, id: string): Promise
 function refresh(ctx: Context, conversation: Conversation): Conversation {
   ctx.loaders.conversationById.clear(conversation.id).prime(conversation.id, conversation);
   return conversation;
+}
+
+/** After a committed change: the owner's inbox streams pick it up. */
+async function changed(ctx: Context, conversation: Conversation): Promise<Conversation> {
+  await publishConversationChanged(ctx.db.knex, conversation.id, conversation.ownerId);
+  return refresh(ctx, conversation);
 }
 
 export async function listConversations(ctx: Context, args: ConversationsArgs): Promise<ConnectionShape<Conversation>> {
@@ -89,7 +95,7 @@ export async function createConversation(ctx: Context, input: CreateConversation
     discordGuildId: input.discordGuildId ?? null,
     discordChannelId: input.discordChannelId ?? null,
   });
-  return refresh(ctx, conversation);
+  return changed(ctx, conversation);
 }
 
 export async function updateConversation(ctx: Context, id: string, input: UpdateConversationInput): Promise<Conversation> {
@@ -106,7 +112,7 @@ export async function updateConversation(ctx: Context, id: string, input: Update
   if (Object.keys(patch).length === 0) throw new BadUserInputError("Nothing to update: pass title or parameters");
   const [updated] = await patchActive(ctx.db.knex, current.id, patch);
   if (!updated) throw new ArchivedConversationError();
-  return refresh(ctx, updated);
+  return changed(ctx, updated);
 }
 
 /** Idempotent: archiving an archived conversation returns it unchanged. */
@@ -118,8 +124,8 @@ export async function archiveConversation(ctx: Context, id: string): Promise<Con
     if (row) await audit(ctx, { action: "conversation.archive", targetType: "conversation", targetId: id }, trx);
     return row;
   });
-  // Lost a race with another archive: the row is archived either way.
-  return refresh(ctx, updated ?? (await Conversation.query(ctx.db.knex).findById(id).throwIfNotFound()));
+  // Lost a race with another archive: the row is archived either way (and that one told the inbox).
+  return updated ? changed(ctx, updated) : refresh(ctx, await Conversation.query(ctx.db.knex).findById(id).throwIfNotFound());
 }
 
 /** Patches the conversation only while it is active; the condition closes the race with a concurrent archive. */
@@ -136,7 +142,7 @@ export async function deleteConversation(ctx: Context, id: string): Promise<bool
   await ctx.db.knex.transaction(async (trx) => {
     const deleted = await Conversation.query(trx).deleteById(current.id);
     if (deleted === 0) throw new NotFoundError("Conversation");
-    await publishConversationDeleted(trx, current.id); // open streams of it end with NOT_FOUND
+    await publishConversationDeleted(trx, current.id, current.ownerId); // open streams of it end with NOT_FOUND
     await audit(ctx, { action: "conversation.delete", targetType: "conversation", targetId: id, details: { ownerId: current.ownerId, title: current.title } }, trx);
   });
   ctx.loaders.conversationById.clear(id);

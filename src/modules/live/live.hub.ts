@@ -12,13 +12,20 @@ import type { Knex } from "knex";
 import { ACCESS_CHANNEL, EVENTS_CHANNEL, notify, type NotificationListener } from "../../db/notifications";
 
 /** Payloads on parley_events. */
+/** Payloads on parley_events; `o` (the owner) routes the event to inbox streams too. */
 export type LiveEvent =
-  | { t: "message"; c: string; s: number }
+  | { t: "message"; c: string; s: number; o: string }
   | { t: "updated"; c: string; s: number; i?: number }
-  | { t: "deleted"; c: string };
+  | { t: "conversation"; c: string; o: string }
+  | { t: "deleted"; c: string; o: string };
 
-export function publishMessageAdded(trx: Knex.Transaction, conversationId: string, seq: number): Promise<void> {
-  return notify(trx, EVENTS_CHANNEL, { t: "message", c: conversationId, s: seq });
+export function publishMessageAdded(trx: Knex.Transaction, conversationId: string, seq: number, ownerId: string): Promise<void> {
+  return notify(trx, EVENTS_CHANNEL, { t: "message", c: conversationId, s: seq, o: ownerId });
+}
+
+/** A conversation was created, renamed, re-parametrised or archived. */
+export function publishConversationChanged(knex: Knex, conversationId: string, ownerId: string): Promise<void> {
+  return notify(knex, EVENTS_CHANNEL, { t: "conversation", c: conversationId, o: ownerId });
 }
 
 /** A message changed: a chunk `i` appended, or it was completed or failed. */
@@ -26,8 +33,8 @@ export function publishMessageUpdated(trx: Knex.Transaction, conversationId: str
   return notify(trx, EVENTS_CHANNEL, { t: "updated", c: conversationId, s: seq, ...(chunk === undefined ? {} : { i: chunk }) });
 }
 
-export function publishConversationDeleted(trx: Knex.Transaction, conversationId: string): Promise<void> {
-  return notify(trx, EVENTS_CHANNEL, { t: "deleted", c: conversationId });
+export function publishConversationDeleted(trx: Knex.Transaction, conversationId: string, ownerId: string): Promise<void> {
+  return notify(trx, EVENTS_CHANNEL, { t: "deleted", c: conversationId, o: ownerId });
 }
 
 /**
@@ -67,15 +74,28 @@ export class Doorbell {
   }
 }
 
+/** An inbox stream's doorbell: which of the owner's conversations changed (or went) since it last read. */
+export class InboxBell extends Doorbell {
+  changed = new Map<string, boolean>(); // conversation id → deleted
+
+  note(conversationId: string, deleted: boolean): void {
+    this.changed.set(conversationId, deleted || (this.changed.get(conversationId) ?? false));
+    this.ring();
+  }
+}
+
 export class LiveHub {
   private readonly watchers = new Map<string, Set<Doorbell>>();
+  private readonly inboxes = new Map<string, Set<InboxBell>>();
   private readonly stops: (() => void)[];
 
   constructor(listener: NotificationListener) {
     this.stops = [
       listener.on(EVENTS_CHANNEL, (event) => {
-        const { t, c } = event as LiveEvent;
-        if (typeof c === "string") for (const bell of this.watchers.get(c) ?? []) bell.ring(t === "deleted");
+        const { t, c, o } = event as Partial<{ t: string; c: string; o: string }>;
+        if (typeof c !== "string") return;
+        for (const bell of this.watchers.get(c) ?? []) bell.ring(t === "deleted");
+        if (typeof o === "string") for (const bell of this.inboxes.get(o) ?? []) bell.note(c, t === "deleted");
       }),
       // Grants revoked, users deactivated: rare, so every stream re-checks rather than working out whose.
       listener.on(ACCESS_CHANNEL, () => this.ringAll(true)),
@@ -86,29 +106,41 @@ export class LiveHub {
 
   /** Rings `bell` on every event of the conversation until the returned function is called. */
   watch(conversationId: string, bell: Doorbell): () => void {
-    let set = this.watchers.get(conversationId);
-    if (!set) this.watchers.set(conversationId, (set = new Set()));
-    set.add(bell);
-    return () => {
-      set.delete(bell);
-      if (set.size === 0 && this.watchers.get(conversationId) === set) this.watchers.delete(conversationId);
-    };
+    return join(this.watchers, conversationId, bell);
+  }
+
+  /** Tells `bell` of every change to the conversations `ownerId` owns until the returned function is called. */
+  watchInbox(ownerId: string, bell: InboxBell): () => void {
+    return join(this.inboxes, ownerId, bell);
   }
 
   /** Streams open in this process (for metrics and tests). */
   get size(): number {
-    let count = 0;
-    for (const set of this.watchers.values()) count += set.size;
-    return count;
+    return [...this.bells()].length;
+  }
+
+  private *bells(): Iterable<Doorbell> {
+    for (const map of [this.watchers, this.inboxes]) for (const set of map.values()) yield* set;
   }
 
   private ringAll(recheck: boolean): void {
-    for (const set of this.watchers.values()) for (const bell of set) bell.ring(recheck);
+    for (const bell of this.bells()) bell.ring(recheck);
   }
 
   dispose(): void {
     for (const stop of this.stops) stop();
-    for (const set of this.watchers.values()) for (const bell of set) bell.close();
+    for (const bell of this.bells()) bell.close();
     this.watchers.clear();
+    this.inboxes.clear();
   }
+}
+
+function join<B>(map: Map<string, Set<B>>, key: string, bell: B): () => void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(bell);
+  return () => {
+    set.delete(bell);
+    if (set.size === 0 && map.get(key) === set) map.delete(key);
+  };
 }

@@ -3,6 +3,7 @@ import type { Context } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
 import { StreamError, subscribeMessageAdded } from "./message-stream";
+import { ConversationChange, subscribeConversationsChanged } from "./inbox-stream";
 import { ConversationEvent, subscribeConversationEvents, type ConversationEventValue } from "./conversation-events";
 
 @Resolver()
@@ -36,6 +37,17 @@ export class LiveResolver {
     @Arg("afterSeq", () => Int, { nullable: true }) _afterSeq: number | null,
     @Ctx() _ctx: Context,
   ): ConversationEventValue {
+    if (event instanceof StreamError) throw event.error;
+    return event;
+  }
+
+  @Subscription(() => ConversationChange, {
+    description:
+      "Changes to your conversations (created, renamed, archived, new message, deleted), each as the conversation as it is " +
+      "now. Subscribe first, then load the list with `conversations`, so that no change falls in between.",
+    subscribe: ({ context }) => subscribeConversationsChanged(context as Context),
+  })
+  conversationsChanged(@Root() event: ConversationChange | StreamError): ConversationChange {
     if (event instanceof StreamError) throw event.error;
     return event;
   }

@@ -75,10 +75,16 @@ export async function openConversationStream<T>(
     }
   }
 
-  const events = stream();
-  const iterator: AsyncIterableIterator<T | StreamError> = {
+  return liveIterator(stream(), bell, unwatch);
+}
+
+/**
+ * The iterator graphql-ws consumes. A generator waiting on its bell would take a return() only at its next
+ * yield, so return() first wakes it (and stops watching) to end at once.
+ */
+export function liveIterator<T>(events: AsyncGenerator<T>, bell: Doorbell, unwatch: () => void): AsyncIterableIterator<T> {
+  const iterator: AsyncIterableIterator<T> = {
     next: () => events.next(),
-    // A generator waiting on its bell would take a return() only at its next yield: wake it to end now.
     return: (value?: unknown) => {
       bell.close();
       unwatch();

@@ -90,9 +90,9 @@ export async function addMessage(ctx: Context, input: AddMessageInput, status = 
             // while this one waited for the lock; updated_at orders the inbox, so it must never go backwards.
             updatedAt: knex.raw("greatest(updated_at, clock_timestamp())"),
           },
-          ["lastSeq"],
+          ["lastSeq", "ownerId"],
         );
-      const [conversation] = (await bump) as { lastSeq: number }[];
+      const [conversation] = (await bump) as { lastSeq: number; ownerId: string }[];
       if (!conversation) return undefined; // unknown, not the viewer's, or archived: explained below
       const [row] = await trx("messages")
         .insert({
@@ -118,7 +118,7 @@ export async function addMessage(ctx: Context, input: AddMessageInput, status = 
         .returning("*");
       // No row back: the request id is taken. The conversation lock makes the earlier writer committed by now.
       if (!row) throw new DuplicateRequest();
-      await publishMessageAdded(trx, input.conversationId, conversation.lastSeq);
+      await publishMessageAdded(trx, input.conversationId, conversation.lastSeq, conversation.ownerId);
       return Message.fromDatabaseJson(row);
     });
     if (!message) {
