@@ -343,6 +343,20 @@ describe("conversationsChanged", () => {
     expect(sub.events.every((event) => (event.data as any).conversationsChanged.conversationId === id)).toBe(true);
     sub.unsubscribe();
   });
+
+  it("is not flooded by access changes elsewhere (a key revoked by another user)", async () => {
+    const dana = await app.makeUser(Role.MEMBER, "dana");
+    await conversationOf(dana, "older");
+    const before = app.server.live.size;
+    const sub = subscribe(dana.token, {}, INBOX);
+    await streamsOpen(before + 1);
+    const { createApiKey } = await app.ok(`mutation { createApiKey(name: "spare") { id } }`, {}, bob.token);
+    await app.ok(`mutation($id: UUID!) { revokeApiKey(id: $id) { id } }`, { id: createApiKey.id }, bob.token);
+    const id = await conversationOf(dana, "newest");
+    await sub.until((events) => events.length >= 1);
+    expect((sub.events[0].data as any).conversationsChanged.conversationId).toBe(id);
+    sub.unsubscribe();
+  });
 });
 
 describe("messageAdded across servers", () => {

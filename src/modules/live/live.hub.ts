@@ -97,8 +97,11 @@ export class LiveHub {
         for (const bell of this.watchers.get(c) ?? []) bell.ring(t === "deleted");
         if (typeof o === "string") for (const bell of this.inboxes.get(o) ?? []) bell.note(c, t === "deleted");
       }),
-      // Grants revoked, users deactivated: rare, so every stream re-checks rather than working out whose.
-      listener.on(ACCESS_CHANNEL, () => this.ringAll(true)),
+      // Grants revoked, users deactivated: rare, so every conversation stream re-checks rather than working out
+      // whose. Inbox streams show only the viewer's own conversations, which no grant change affects.
+      listener.on(ACCESS_CHANNEL, () => {
+        for (const set of this.watchers.values()) for (const bell of set) bell.ring(true);
+      }),
       // Notifications may have been missed while the LISTEN connection was down: everyone reads and re-checks.
       listener.onReconnect(() => this.ringAll(true)),
     ];
