@@ -18,9 +18,12 @@ export async function up(knex: Knex): Promise<void> {
     constraint message_chunks_content_check check (
       (content is not null and encrypted_content is null and key_id is null)
       or (content is null and encrypted_content is not null and key_id is not null)))`);
+  // The stale-stream sweep looks for STREAMING messages by age; they are few, so the index is small.
+  await knex.raw("create index messages_streaming_index on messages (updated_at) where status = 'streaming'");
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await knex.raw("drop index messages_streaming_index");
   await knex.schema.dropTable("message_chunks");
   await knex.raw("alter table messages drop column chunk_count");
 }

@@ -41,6 +41,8 @@ export interface Config {
   maxMetricsBatch: number;
   /** Seconds the server waits for in-flight requests on SIGTERM before closing them. @default 10 */
   shutdownGraceSeconds: number;
+  /** A STREAMING message with no new chunk for this long is failed by the server. @default 300 */
+  streamTimeoutSeconds: number;
 
   /** JWT bearer tokens from the operator's identity provider; undefined when neither secret nor JWKS is set. */
   jwt: JwtConfig | undefined;
@@ -199,6 +201,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024),
     maxMetricsBatch: int(env, "MAX_METRICS_BATCH", 1000, 1),
     shutdownGraceSeconds: int(env, "SHUTDOWN_GRACE_SECONDS", 10),
+    streamTimeoutSeconds: int(env, "STREAM_TIMEOUT_SECONDS", 300, 1),
     jwt: jwtConfig(env),
     corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
     limits: {

@@ -13,6 +13,7 @@ import type { Config } from "../config";
 import { createDatabase, type Database } from "../db/database";
 import { createNotificationListener, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
+import { failStaleStreams } from "../modules/message/stream.service";
 import { createLogger } from "../logger";
 import { createSchema } from "../graphql/schema";
 import type { Context } from "../graphql/context";
@@ -54,6 +55,12 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     const httpServer = http.createServer();
     listener = await createNotificationListener(db, config.databaseUrl, log);
     const live = new LiveHub(listener);
+    // Replies whose worker died stay STREAMING until this fails them (checked twice per timeout, at most every minute).
+    const sweep = setInterval(
+      () => void failStaleStreams(db.knex, config, config.streamTimeoutSeconds).catch((error: unknown) => log.warn({ err: error }, "stale stream sweep failed")),
+      Math.min(60, config.streamTimeoutSeconds / 2) * 1000,
+    );
+    sweep.unref();
     const deps = { config, db, log, rateLimiter, listener, live };
     const ws = attachWebSocketServer(httpServer, schema, deps);
     const apollo = createApollo(schema, config, [
@@ -82,6 +89,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       dispose: () =>
         (disposing ??= (async () => {
           await apollo.stop();
+          clearInterval(sweep);
           live.dispose();
           await listener!.dispose();
           rateLimiter.dispose();

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { Role } from "../../src/modules/user/role.enum";
 import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
+import { failStaleStreams } from "../../src/modules/message/stream.service";
 
 const START = `mutation($c: UUID!, $r: String, $actAs: UUID) {
   startMessage(input: { conversationId: $c, requestId: $r, actAs: $actAs, model: "m1" }) { id seq role status content chunkCount }
@@ -130,6 +131,24 @@ function suite(name: string, env: Record<string, string>) {
       expect((await app.ok(READ, { m: message.id }, owner.token)).message).toMatchObject({ content: "", chunkCount: 0 });
     });
 
+    it("fails streams that got no chunk for the timeout, keeping their text so far, and leaves live ones alone", async () => {
+      const stale = await start();
+      await append(stale.id, 0, "partial");
+      const live = await start();
+      const knex = app.database.db.knex;
+      await knex("messages").where({ id: stale.id }).update({ updatedAt: knex.raw("now() - interval '1 hour'") });
+      expect(await failStaleStreams(knex, app.database.config, 300)).toBe(1);
+      const READ_META = `query($m: UUID!) { message(id: $m) { status content metadata } }`;
+      expect((await app.ok(READ_META, { m: stale.id }, owner.token)).message).toEqual({
+        status: "FAILED",
+        content: "partial",
+        metadata: { error: "The stream timed out: no chunk for 300 seconds" },
+      });
+      expect((await app.ok(READ_META, { m: live.id }, owner.token)).message.status).toBe("STREAMING");
+      expect(await failStaleStreams(knex, app.database.config, 300)).toBe(0);
+      await app.ok(COMPLETE, { m: live.id }, worker.token);
+    });
+
     if (env.MESSAGE_ENCRYPTION_KEYS) {
       it("stores chunks and the completed text encrypted: no plaintext in the tables", async () => {
         const message = await start();
@@ -156,3 +175,41 @@ function suite(name: string, env: Record<string, string>) {
 
 suite("streamed replies", {});
 suite("streamed replies with a key ring", { MESSAGE_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString("base64")}` });
+
+describe("the stale-stream sweep of a running server", () => {
+  it("fails a STREAMING message after STREAM_TIMEOUT_SECONDS without chunks", async () => {
+    const app = await createTestApp({ STREAM_TIMEOUT_SECONDS: "1" });
+    try {
+      const worker = await app.makeUser(Role.SERVICE, "worker");
+      const { createConversation } = await app.ok(`mutation { createConversation(input: { title: "t" }) { id } }`, {}, worker.token);
+      const { startMessage } = await app.ok(START, { c: createConversation.id }, worker.token);
+      const deadline = Date.now() + 30_000; // a liveness bound: the sweep runs every 0.5 s here
+      let status = "STREAMING";
+      while (status === "STREAMING" && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        status = (await app.ok(READ, { m: startMessage.id }, worker.token)).message.status;
+      }
+      expect(status).toBe("FAILED");
+    } finally {
+      await app.dispose();
+    }
+  });
+});
+
+describe("a streamed text over MAX_MESSAGE_LENGTH", () => {
+  it("cannot complete (BAD_USER_INPUT), and fails keeping the part that fits", async () => {
+    const app = await createTestApp({ MAX_MESSAGE_LENGTH: "10", MAX_USER_MESSAGE_LENGTH: "10" });
+    try {
+      const worker = await app.makeUser(Role.SERVICE, "worker");
+      const { createConversation } = await app.ok(`mutation { createConversation(input: { title: "t" }) { id } }`, {}, worker.token);
+      const { startMessage } = await app.ok(START, { c: createConversation.id }, worker.token);
+      await app.ok(APPEND, { m: startMessage.id, i: 0, t: "12345678" }, worker.token);
+      await app.ok(APPEND, { m: startMessage.id, i: 1, t: "90abc" }, worker.token);
+      expect(await app.errorCode(COMPLETE, { m: startMessage.id }, worker.token)).toBe("BAD_USER_INPUT");
+      const { failMessage } = await app.ok(FAIL, { m: startMessage.id, e: "too long" }, worker.token);
+      expect(failMessage).toMatchObject({ status: "FAILED", content: "1234567890" });
+    } finally {
+      await app.dispose();
+    }
+  });
+});

@@ -9,7 +9,7 @@
  * completion; refusing makes the worker notice at once.
  */
 import type { Knex } from "knex";
-import type { EncryptionConfig } from "../../config";
+import type { Config, EncryptionConfig } from "../../config";
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
@@ -102,17 +102,32 @@ export async function streamedTexts(knex: Knex, encryption: EncryptionConfig | u
 /** Ends the stream: the chunks become the content. Idempotent for the same ending; the other one is CONFLICT. */
 async function finish(ctx: Context, id: string, status: MessageStatus, patch: (message: Message) => Record<string, unknown>): Promise<Message> {
   await ownStreamedMessage(ctx, id);
-  return ctx.db.knex.transaction(async (trx) => {
+  return endStream(ctx.db.knex, ctx.config, id, status, patch);
+}
+
+/** finish() without the writer check: for the server itself (stale streams). */
+async function endStream(
+  knex: Knex,
+  config: Pick<Config, "encryption" | "maxMessageLength">,
+  id: string,
+  status: MessageStatus,
+  patch: (message: Message) => Record<string, unknown>,
+): Promise<Message> {
+  return knex.transaction(async (trx) => {
     const message = await Message.query(trx).findById(id).forUpdate();
     if (!message) throw new NotFoundError("Message");
     if (message.status === status) return message;
     if (message.status !== MessageStatus.STREAMING) throw new NotStreamingError(message.status);
-    const [{ text }] = await streamedTexts(trx, ctx.config.encryption, [message]);
-    if ([...text].length > ctx.config.maxMessageLength) {
-      throw new BadUserInputError(`The streamed text is over ${ctx.config.maxMessageLength} characters; fail the message instead`);
+    let [{ text }] = await streamedTexts(trx, config.encryption, [message]);
+    const characters = [...text];
+    if (characters.length > config.maxMessageLength) {
+      if (status === MessageStatus.COMPLETE) {
+        throw new BadUserInputError(`The streamed text is over ${config.maxMessageLength} characters; fail the message instead`);
+      }
+      text = characters.slice(0, config.maxMessageLength).join(""); // a failed reply keeps what fits
     }
     const [done] = (await Message.query(trx)
-      .patch({ status, ...storedContent(ctx.config.encryption, message.conversationId, message.seq, text), ...patch(message) })
+      .patch({ status, ...storedContent(config.encryption, message.conversationId, message.seq, text), ...patch(message) })
       .where({ id })
       .returning("*")) as unknown as Message[];
     await trx("message_chunks").where({ messageId: id }).delete();
@@ -135,4 +150,21 @@ export function failMessage(ctx: Context, id: string, error: string): Promise<Me
   checkText(error, "error");
   if (error.length > 2000) throw new BadUserInputError("error must be at most 2000 characters", { field: "error" });
   return finish(ctx, id, MessageStatus.FAILED, (message) => ({ metadata: { ...message.metadata, error } }));
+}
+
+/**
+ * Fails STREAMING messages that got no chunk for `timeoutSeconds` (their worker crashed or lost them), so no
+ * reply stays "typing…" forever. Safe to run in every process at once: each message is ended under its row
+ * lock, once. Returns how many it failed.
+ */
+export async function failStaleStreams(knex: Knex, config: Pick<Config, "encryption" | "maxMessageLength">, timeoutSeconds: number): Promise<number> {
+  const stale: { id: string }[] = await knex("messages")
+    .where("status", MessageStatus.STREAMING)
+    .where("updated_at", "<", knex.raw("now() - make_interval(secs => ?)", [timeoutSeconds]))
+    .orderBy("updated_at")
+    .limit(100)
+    .select("id");
+  const error = `The stream timed out: no chunk for ${timeoutSeconds} seconds`;
+  for (const { id } of stale) await endStream(knex, config, id, MessageStatus.FAILED, (message) => ({ metadata: { ...message.metadata, error } }));
+  return stale.length;
 }
