@@ -13,8 +13,7 @@ import { renewLoaders } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
 import { MessageStatus } from "../message/message.enums";
-import { streamedTexts } from "../message/stream.service";
-import { messageText, type StoredContent } from "../message/encryption";
+import { chunkText, streamedTexts, type ChunkRow } from "../message/stream.service";
 import { messagesAfter, openConversationStream, PAGE } from "./message-stream";
 
 @ObjectType({ description: "A message was added (a STREAMING one carries its text so far)" })
@@ -57,8 +56,8 @@ const event = <T extends object>(type: new () => T, fields: T): T => Object.assi
 export function subscribeConversationEvents(ctx: Context, conversationId: string, afterSeq: number | null | undefined) {
   const knex = ctx.db.knex;
   const encryption = ctx.config.encryption;
-  /** STREAMING messages this stream has sent, with how many of their chunks it has sent. */
-  const streaming = new Map<string, { message: Message; sent: number }>();
+  /** STREAMING messages this stream has sent (by id), with how many of their chunks it has sent. */
+  const streaming = new Map<string, number>();
 
   /** Fresh loaders for one event, primed with the text so far that the event's chunk count matches. */
   async function withTextSoFar(message: Message): Promise<Message> {
@@ -66,7 +65,7 @@ export function subscribeConversationEvents(ctx: Context, conversationId: string
     if (message.status !== MessageStatus.STREAMING) return message;
     const [sofar] = await streamedTexts(knex, encryption, [message]);
     ctx.loaders.streamedText.prime(message, sofar);
-    streaming.set(message.id, { message, sent: sofar.chunks });
+    streaming.set(message.id, sofar.chunks);
     return message;
   }
 
@@ -81,18 +80,14 @@ export function subscribeConversationEvents(ctx: Context, conversationId: string
       cursor.seq = row.seq;
       yield event(MessageAddedEvent, { message: await withTextSoFar(row) });
     }
-    for (const [id, tracked] of streaming) {
+    for (const [id, sent] of streaming) {
       const now = await Message.query(knex).findById(id);
       if (now && now.status === MessageStatus.STREAMING) {
-        const chunks: (StoredContent & { idx: number })[] = await knex("message_chunks")
-          .where({ messageId: id })
-          .where("idx", ">=", tracked.sent)
-          .orderBy("idx");
+        const chunks: ChunkRow[] = await knex("message_chunks").where({ messageId: id }).where("idx", ">=", sent).orderBy("idx");
         for (const chunk of chunks) {
-          if (chunk.idx !== tracked.sent) break; // never skip one: a later read sends it in order
-          tracked.sent += 1;
-          const text = messageText(encryption, { ...chunk, conversationId, seq: now.seq, chunk: chunk.idx });
-          yield event(MessageDeltaEvent, { messageId: id, seq: now.seq, index: chunk.idx, text });
+          if (chunk.idx !== streaming.get(id)) break; // never skip one: a later read sends it in order
+          streaming.set(id, chunk.idx + 1);
+          yield event(MessageDeltaEvent, { messageId: id, seq: now.seq, index: chunk.idx, text: chunkText(encryption, now, chunk) });
         }
         continue;
       }

@@ -11,7 +11,7 @@ import { renewLoaders, viewerOf } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Conversation } from "../conversation/conversation.model";
 import { InboxBell } from "./live.hub";
-import { liveIterator, PAGE, StreamError } from "./message-stream";
+import { liveHubOf, liveIterator, PAGE, StreamError } from "./message-stream";
 
 @ObjectType({ description: "A conversation of yours changed, or was deleted" })
 export class ConversationChange {
@@ -30,8 +30,7 @@ const change = (conversationId: string, conversation: Conversation | null): Conv
 
 export async function subscribeConversationsChanged(ctx: Context): Promise<AsyncIterableIterator<ConversationChange | StreamError>> {
   const viewer = viewerOf(ctx);
-  const hub = ctx.live;
-  if (!hub) throw new Error("Live events need a running server");
+  const hub = liveHubOf(ctx);
   const knex = ctx.db.knex;
   const bell = new InboxBell();
   const unwatch = hub.watchInbox(viewer.id, bell);

@@ -11,7 +11,6 @@
 import type { Knex } from "knex";
 import { ACCESS_CHANNEL, EVENTS_CHANNEL, notify, type NotificationListener } from "../../db/notifications";
 
-/** Payloads on parley_events. */
 /** Payloads on parley_events; `o` (the owner) routes the event to inbox streams too. */
 export type LiveEvent =
   | { t: "message"; c: string; s: number; o: string }

@@ -2,7 +2,7 @@ import { Arg, Ctx, Int, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
-import { StreamError, subscribeMessageAdded } from "./message-stream";
+import { eventOrThrow, type StreamError, subscribeMessageAdded } from "./message-stream";
 import { ConversationChange, subscribeConversationsChanged } from "./inbox-stream";
 import { ConversationEvent, subscribeConversationEvents, type ConversationEventValue } from "./conversation-events";
 
@@ -20,8 +20,7 @@ export class LiveResolver {
     @Arg("afterSeq", () => Int, { nullable: true }) _afterSeq: number | null,
     @Ctx() _ctx: Context,
   ): Message {
-    if (event instanceof StreamError) throw event.error;
-    return event;
+    return eventOrThrow(event);
   }
 
   @Subscription(() => ConversationEvent, {
@@ -37,8 +36,7 @@ export class LiveResolver {
     @Arg("afterSeq", () => Int, { nullable: true }) _afterSeq: number | null,
     @Ctx() _ctx: Context,
   ): ConversationEventValue {
-    if (event instanceof StreamError) throw event.error;
-    return event;
+    return eventOrThrow(event);
   }
 
   @Subscription(() => ConversationChange, {
@@ -48,7 +46,6 @@ export class LiveResolver {
     subscribe: ({ context }) => subscribeConversationsChanged(context as Context),
   })
   conversationsChanged(@Root() event: ConversationChange | StreamError): ConversationChange {
-    if (event instanceof StreamError) throw event.error;
-    return event;
+    return eventOrThrow(event);
   }
 }

@@ -10,7 +10,7 @@ import { renewLoaders } from "../../graphql/context";
 import { BadUserInputError } from "../../graphql/errors";
 import { getConversation } from "../conversation/conversation.service";
 import { Message } from "../message/message.model";
-import { Doorbell } from "./live.hub";
+import { Doorbell, type LiveHub } from "./live.hub";
 
 /** Rows read per query while catching up. */
 export const PAGE = 100;
@@ -21,6 +21,18 @@ export const PAGE = 100;
  */
 export class StreamError {
   constructor(readonly error: unknown) {}
+}
+
+/** What a subscription's field resolver returns for an event: the event, or the stream's final error thrown. */
+export function eventOrThrow<T>(event: T | StreamError): T {
+  if (event instanceof StreamError) throw event.error;
+  return event;
+}
+
+/** The process's live hub; live streams exist only in a running server (not the CLI or seeds). */
+export function liveHubOf(ctx: Context): LiveHub {
+  if (!ctx.live) throw new Error("Live events need a running server");
+  return ctx.live;
 }
 
 /** Where a stream stands: the seq of the last message it delivered. */
@@ -43,8 +55,7 @@ export async function openConversationStream<T>(
   step: StreamStep<T>,
 ): Promise<AsyncIterableIterator<T | StreamError>> {
   if (afterSeq != null && afterSeq < 0) throw new BadUserInputError("afterSeq must be 0 or more", { field: "afterSeq" });
-  const hub = ctx.live;
-  if (!hub) throw new Error("Live events need a running server");
+  const hub = liveHubOf(ctx);
   await getConversation(ctx, conversationId); // NOT_FOUND before anything is streamed
   const knex = ctx.db.knex;
   const bell = new Doorbell();

@@ -42,9 +42,10 @@ class NotStreamingError extends ConflictError {
   }
 }
 
-type ChunkRow = StoredContent & { idx: number };
+export type ChunkRow = StoredContent & { idx: number };
 
-const chunkText = (encryption: EncryptionConfig | undefined, message: Message, row: ChunkRow) =>
+/** A stored chunk's text (its ciphertext is bound to the message's position and the chunk's index). */
+export const chunkText = (encryption: EncryptionConfig | undefined, message: Message, row: ChunkRow) =>
   messageText(encryption, { ...row, conversationId: message.conversationId, seq: message.seq, chunk: row.idx });
 
 export async function appendChunk(ctx: Context, messageId: string, index: number, text: string): Promise<MessageChunk> {
