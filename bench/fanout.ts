@@ -19,6 +19,7 @@
  *
  * Run:   node -r @swc-node/register bench/fanout.ts      (or: npm run bench:fanout)
  * Env:   BENCH_SUBSCRIBERS=100,1000  BENCH_PACED_MESSAGES  BENCH_BURST_MESSAGES  BENCH_LABEL (results title)
+ *        BENCH_SERVER_NODE_ARGS (node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
  * Output: bench/results/fanout-<YYYY-MM-DD>.md (also printed).
  */
 import "reflect-metadata";
@@ -131,7 +132,12 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 300_0
 }
 
 async function runOne(databaseUrl: string, token: string, n: number) {
-  const server = await startServerProcess({ DATABASE_URL: databaseUrl, NODE_ENV: "production", LOG_LEVEL: "info", RATE_LIMIT_ENABLED: "false" });
+  const server = await startServerProcess({
+    DATABASE_URL: databaseUrl,
+    NODE_ENV: "production",
+    LOG_LEVEL: "info", // the start line is how startServerProcess learns the port
+    RATE_LIMIT_ENABLED: "false", // every socket comes from one address here
+  }, 60_000, process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean));
   const pid = server.child.pid!;
   try {
     const { createConversation } = await graphql(server, token, "mutation { createConversation(input: { title: \"fan-out\" }) { id } }", {});
