@@ -27,6 +27,8 @@ export interface Config {
   logLevel: string;
   /** Introspection is on in development and off in production unless this is set. */
   introspection: boolean;
+  /** Execute HTTP operations with graphql-jit (compiled per document) instead of graphql-js. @default true */
+  graphqlJit: boolean;
   /** Longest content of a USER message, in characters. @default 1000 */
   maxUserMessageLength: number;
   /** Hard limit on the content of any message, in characters. @default 100000 */
@@ -194,6 +196,7 @@ export function loadConfig(env: Env = process.env): Config {
     migrateOnStart: databaseUrl ? bool(env, "MIGRATE_ON_START", false) : true,
     logLevel: oneOf(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
     introspection: bool(env, "GRAPHQL_INTROSPECTION", nodeEnv !== "production"),
+    graphqlJit: bool(env, "GRAPHQL_JIT", true),
     maxUserMessageLength: Math.min(int(env, "MAX_USER_MESSAGE_LENGTH", 1000, 1), maxMessageLength),
     maxMessageLength,
     maxPageSize: int(env, "MAX_PAGE_SIZE", 100, 1),

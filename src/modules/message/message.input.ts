@@ -34,7 +34,7 @@ export class AddMessageInput extends MessageUsageInput {
   @Field(() => UUIDScalar)
   conversationId: string;
 
-  @Field(() => MessageRole, { defaultValue: MessageRole.USER })
+  @Field(() => MessageRole, { nullable: true, defaultValue: MessageRole.USER })
   role: MessageRole;
 
   @Field({ description: "The text. Empty only for an assistant message that carries toolCalls." })

@@ -10,7 +10,7 @@ export class StartMessageInput {
   @Field(() => UUIDScalar)
   conversationId: string;
 
-  @Field(() => MessageRole, { defaultValue: MessageRole.ASSISTANT })
+  @Field(() => MessageRole, { nullable: true, defaultValue: MessageRole.ASSISTANT })
   role: MessageRole;
 
   @Field(() => UUIDScalar, { nullable: true, description: "As in addMessage: write as this user" })

@@ -24,7 +24,7 @@ export class CreateUserInput {
   @Length(1, 200)
   displayName: string;
 
-  @Field(() => Role, { defaultValue: Role.MEMBER })
+  @Field(() => Role, { nullable: true, defaultValue: Role.MEMBER })
   role: Role;
 
   @Field(() => String, { nullable: true })
