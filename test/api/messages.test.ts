@@ -204,10 +204,11 @@ describe("addMessage", () => {
     expect(Date.parse(later.conversation.updatedAt)).toBeGreaterThanOrEqual(Date.parse(bumped));
   });
 
-  it("stores a USER message when role is omitted", async () => {
+  it("stores a USER message when role is omitted or null", async () => {
     const conversationId = await newConversation(alice);
     const message = await addMessage(alice, conversationId, { content: "no role given" });
     expect(message).toMatchObject({ role: "USER", seq: 1, metadata: {} });
+    expect(await addMessage(alice, conversationId, { content: "null role", role: null })).toMatchObject({ role: "USER", seq: 2 });
   });
 
   it("requires a token", async () => {

@@ -34,8 +34,9 @@ export class AddMessageInput extends MessageUsageInput {
   @Field(() => UUIDScalar)
   conversationId: string;
 
+  // Nullable with a default rather than non-null: graphql-jit drops the defaults of non-null input fields.
   @Field(() => MessageRole, { nullable: true, defaultValue: MessageRole.USER })
-  role: MessageRole;
+  role?: MessageRole | null;
 
   @Field({ description: "The text. Empty only for an assistant message that carries toolCalls." })
   content: string;

@@ -33,7 +33,7 @@ function characterCount(text: string, limit: number): number {
   return text.length <= limit ? text.length : [...text].length;
 }
 
-function checkInput(ctx: Context, input: AddMessageInput, status: MessageStatus): void {
+function checkInput(ctx: Context, input: AddMessageInput & { role: MessageRole }, status: MessageStatus): void {
   const viewer = viewerOf(ctx);
   if (!canWriteRole(viewer, input.role)) {
     throw new ForbiddenError("Members can add only USER messages; assistant, system and tool messages come from services");
@@ -71,7 +71,8 @@ async function authorOf(ctx: Context, input: AddMessageInput): Promise<string> {
 }
 
 /** Adds a message; with status STREAMING (startMessage), an empty one that appendMessageChunk fills. */
-export async function addMessage(ctx: Context, input: AddMessageInput, status = MessageStatus.COMPLETE): Promise<Message> {
+export async function addMessage(ctx: Context, given: AddMessageInput, status = MessageStatus.COMPLETE): Promise<Message> {
+  const input = { ...given, role: given.role ?? MessageRole.USER }; // an explicit null means the default
   const viewer = viewerOf(ctx);
   checkInput(ctx, input, status);
   const knex = ctx.db.knex;

@@ -10,8 +10,9 @@ export class StartMessageInput {
   @Field(() => UUIDScalar)
   conversationId: string;
 
+  // Nullable with a default rather than non-null: graphql-jit drops the defaults of non-null input fields.
   @Field(() => MessageRole, { nullable: true, defaultValue: MessageRole.ASSISTANT })
-  role: MessageRole;
+  role?: MessageRole | null;
 
   @Field(() => UUIDScalar, { nullable: true, description: "As in addMessage: write as this user" })
   actAs?: string | null;

@@ -37,7 +37,7 @@ export async function createUser(ctx: Context, input: CreateUserInput): Promise<
   return ctx.db.knex.transaction(async (trx) => {
     const user = await User.query(trx).insertAndFetch({
       displayName: input.displayName,
-      role: input.role,
+      role: input.role ?? Role.MEMBER, // an explicit null means the default
       email: input.email ?? null,
       externalId: input.externalId ?? null,
     });

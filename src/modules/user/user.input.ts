@@ -24,8 +24,9 @@ export class CreateUserInput {
   @Length(1, 200)
   displayName: string;
 
+  // Nullable with a default rather than non-null: graphql-jit drops the defaults of non-null input fields.
   @Field(() => Role, { nullable: true, defaultValue: Role.MEMBER })
-  role: Role;
+  role?: Role | null;
 
   @Field(() => String, { nullable: true })
   @IsOptional()
