@@ -105,13 +105,18 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
       }
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
-        // Every request counts against its address first (also when its token turns out to be invalid),
-        // then against its token; over either budget it is refused with 429 before anything runs.
+        // Every request counts against its address (also when its token turns out to be invalid) and its
+        // token, together in one statement; over either budget it is refused with 429 before anything runs.
         context: async () => {
           const ip = req.socket.remoteAddress ?? null;
-          await rateLimiter.consumeIp(ip);
-          const context = await createContext(deps, { authorization: req.headers.authorization, requestId, ip });
-          await rateLimiter.consumeViewer(context.viewer);
+          let context;
+          try {
+            context = await createContext(deps, { authorization: req.headers.authorization, requestId, ip });
+          } catch (error) {
+            await rateLimiter.consume(ip, null);
+            throw error;
+          }
+          await rateLimiter.consume(ip, context.viewer);
           return context;
         },
       });

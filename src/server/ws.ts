@@ -96,8 +96,7 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
       setImmediate(() => close(ctx));
       return [new UnauthenticatedError("Invalid or revoked token")];
     }
-    await rateLimiter.consumeIp(ctx.extra.request.socket.remoteAddress ?? null);
-    await rateLimiter.consumeViewer(ctx.extra.viewer ?? null);
+    await rateLimiter.consume(ctx.extra.request.socket.remoteAddress ?? null, ctx.extra.viewer ?? null);
     let document;
     try {
       document = parse(payload.query, queryParseOptions(config));

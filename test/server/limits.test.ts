@@ -175,6 +175,27 @@ describe("rate limit per token", () => {
     }
   });
 
+  it("counts concurrent requests exactly, with at most one statement per request for address and token together", async () => {
+    const frank = await user(app);
+    const upserts: string[] = [];
+    const count = ({ sql }: { sql: string }) => {
+      if (/insert into rate_limits/i.test(sql)) upserts.push(sql);
+    };
+    const knex = app.database.db.knex;
+    knex.on("query", count);
+    let statuses: number[];
+    try {
+      statuses = await Promise.all(Array.from({ length: 12 }, async () => (await post(app, VIEWER, { token: frank.token })).status));
+    } finally {
+      knex.removeListener("query", count);
+    }
+    expect(statuses.filter((status) => status === 200)).toHaveLength(5);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(7);
+    // Requests arriving together share a statement; apart, each has one (both keys), never one per key.
+    expect(upserts.length).toBeGreaterThanOrEqual(1);
+    expect(upserts.length).toBeLessThanOrEqual(12);
+  });
+
   it("limits graphql-ws operations too, keeping the socket open", async () => {
     const [dave, erin] = [await user(app), await user(app)];
     const ws = connect(app, dave);
