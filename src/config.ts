@@ -29,6 +29,8 @@ export interface Config {
   introspection: boolean;
   /** Execute HTTP operations with graphql-jit (compiled per document) instead of graphql-js. @default true */
   graphqlJit: boolean;
+  /** How long a process trusts an API key it has looked up (access changes clear it at once). 0: no cache. @default 30 */
+  authCacheSeconds: number;
   /** Longest content of a USER message, in characters. @default 1000 */
   maxUserMessageLength: number;
   /** Hard limit on the content of any message, in characters. @default 100000 */
@@ -197,6 +199,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
     introspection: bool(env, "GRAPHQL_INTROSPECTION", nodeEnv !== "production"),
     graphqlJit: bool(env, "GRAPHQL_JIT", true),
+    authCacheSeconds: int(env, "AUTH_CACHE_SECONDS", 30, 0),
     maxUserMessageLength: Math.min(int(env, "MAX_USER_MESSAGE_LENGTH", 1000, 1), maxMessageLength),
     maxMessageLength,
     maxPageSize: int(env, "MAX_PAGE_SIZE", 100, 1),

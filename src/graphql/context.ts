@@ -8,6 +8,7 @@ import type { Config } from "../config";
 import type { Database } from "../db/database";
 import type { Viewer } from "../modules/user/viewer";
 import { authenticateApiKey, isApiKey } from "../modules/api-key/api-key.service";
+import type { ApiKeyCache } from "../modules/api-key/api-key.cache";
 import { looksLikeJwt, viewerForJwt, type RequestMeta } from "../modules/auth/jwt.service";
 import type { LiveHub } from "../modules/live/live.hub";
 import { createLoaders, type Loaders } from "./loaders";
@@ -23,6 +24,8 @@ export interface Context {
   ip: string | null;
   /** Live events of this process; absent outside a running server (CLI, seeds). */
   live?: LiveHub;
+  /** This process's authenticated keys; a change of access clears it (see api-key.cache.ts). */
+  apiKeyCache?: ApiKeyCache;
 }
 
 export interface ContextDeps {
@@ -30,6 +33,7 @@ export interface ContextDeps {
   config: Config;
   log: Logger;
   live?: LiveHub;
+  apiKeyCache?: ApiKeyCache;
 }
 
 export interface ContextInput {
@@ -53,7 +57,7 @@ export async function resolveViewer(
   if (authorization == null || authorization === "") return null;
   const token = BEARER.exec(authorization)?.[1];
   let viewer: Viewer | undefined;
-  if (token && isApiKey(token)) viewer = await authenticateApiKey(deps.db.knex, token);
+  if (token && isApiKey(token)) viewer = await authenticateApiKey(deps.db.knex, token, deps.apiKeyCache);
   else if (token && deps.config.jwt && looksLikeJwt(token)) viewer = await viewerForJwt(deps.db.knex, deps.config.jwt, token, meta);
   if (!viewer) throw new UnauthenticatedError("Invalid or revoked token");
   return viewer;
@@ -77,6 +81,7 @@ export function contextFor(deps: ContextDeps, viewer: Viewer | null, extra: { re
     requestId,
     ip: extra.ip ?? null,
     live: deps.live,
+    apiKeyCache: deps.apiKeyCache,
   };
 }
 

@@ -11,7 +11,8 @@ import type { ApolloServer } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import type { Config } from "../config";
 import { createDatabase, type Database } from "../db/database";
-import { createNotificationListener, type NotificationListener } from "../db/notifications";
+import { ApiKeyCache } from "../modules/api-key/api-key.cache";
+import { ACCESS_CHANNEL, createNotificationListener, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
 import { failStaleStreams } from "../modules/message/stream.service";
 import { createLogger } from "../logger";
@@ -61,7 +62,11 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       Math.min(60, config.streamTimeoutSeconds / 2) * 1000,
     );
     sweep.unref();
-    const deps = { config, db, log, rateLimiter, listener, live };
+    const apiKeyCache = new ApiKeyCache(config.authCacheSeconds * 1000);
+    // Emptied on every access change anywhere, and after the LISTEN connection was lost (changes may have gone unheard).
+    listener.on(ACCESS_CHANNEL, () => apiKeyCache.clear());
+    listener.onReconnect(() => apiKeyCache.clear());
+    const deps = { config, db, log, rateLimiter, listener, live, apiKeyCache };
     const ws = attachWebSocketServer(httpServer, schema, deps);
     const apollo = createApollo(schema, config, [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceSeconds * 1000 }),

@@ -61,8 +61,9 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
    * The connection's viewer as of now: null when its token no longer works. Other failures (the database
    * not answering) are thrown: they say nothing about the token, so they must not close the socket.
    */
+  // Straight from the database, not the key cache: this is the check that catches what no notification announced.
   const currentViewer = (ctx: Connection): Promise<Viewer | null> =>
-    resolveViewer(deps, ctx.extra.authorization).catch((error: unknown) => {
+    resolveViewer({ ...deps, apiKeyCache: undefined }, ctx.extra.authorization).catch((error: unknown) => {
       if (error instanceof UnauthenticatedError) return null;
       throw error;
     });

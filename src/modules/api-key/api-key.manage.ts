@@ -54,10 +54,12 @@ export async function revokeKey(ctx: Context, id: string): Promise<ApiKey> {
   const key = await ApiKey.query(ctx.db.knex).findById(id);
   if (!key || (key.userId !== viewer.id && !isAdmin(viewer))) throw new NotFoundError("API key");
   if (key.revokedAt) return key;
-  return ctx.db.knex.transaction(async (trx) => {
-    const [revoked] = (await ApiKey.query(trx).patch({ revokedAt: new Date() }).where("id", id).returning("*")) as unknown as ApiKey[];
+  const revoked = await ctx.db.knex.transaction(async (trx) => {
+    const [row] = (await ApiKey.query(trx).patch({ revokedAt: new Date() }).where("id", id).returning("*")) as unknown as ApiKey[];
     await audit(ctx, { action: "api_key.revoke", targetType: "api_key", targetId: id, details: { userId: key.userId } }, trx);
     await notify(trx, ACCESS_CHANNEL, { apiKeyId: id });
-    return revoked;
+    return row;
   });
+  ctx.apiKeyCache?.clear(); // this process at once; the others when the notification arrives
+  return revoked;
 }

@@ -8,6 +8,7 @@ import { Role } from "../user/role.enum";
 import { lowerRole, type Viewer } from "../user/viewer";
 import { User } from "../user/user.model";
 import { ApiKey } from "./api-key.model";
+import type { ApiKeyCache } from "./api-key.cache";
 
 const KEY_PREFIX = "pk_";
 const KEY_PATTERN = /^pk_[A-Za-z0-9_-]{43}$/;
@@ -33,23 +34,41 @@ export async function createApiKey(knex: Knex, userId: string, name: string, rol
 }
 
 /** The viewer a bearer secret stands for, or undefined (unknown, revoked or deactivated). */
-export async function authenticateApiKey(knex: Knex, secret: string): Promise<Viewer | undefined> {
+export async function authenticateApiKey(knex: Knex, secret: string, cache?: ApiKeyCache): Promise<Viewer | undefined> {
   if (!KEY_PATTERN.test(secret)) return undefined;
+  const hash = hashKey(secret);
+  const now = Date.now();
+  const cached = cache?.get(hash, now);
+  if (cached) {
+    if (now - cached.lastUsedAt > LAST_USED_RESOLUTION_MS) {
+      cached.lastUsedAt = now;
+      touch(knex, cached.viewer.apiKeyId!);
+    }
+    return cached.viewer;
+  }
   const row:
     | { keyId: string; keyRole: Role | null; lastUsedAt: Date | null; id: string; role: Role; displayName: string }
     | undefined = await knex("api_keys as k")
     .join("users as u", "u.id", "k.user_id")
-    .where("k.key_hash", hashKey(secret))
+    .where("k.key_hash", hash)
     .whereNull("k.revoked_at")
     .where("u.is_active", true)
     .first("k.id as key_id", "k.role as key_role", "k.last_used_at", "u.id", "u.role", "u.display_name");
   if (!row) return undefined;
-  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-    // Not awaited: bookkeeping must not slow down or fail the request.
-    knex("api_keys").where("id", row.keyId).update({ lastUsedAt: knex.fn.now() }).catch(() => undefined);
+  let lastUsedAt = row.lastUsedAt?.getTime() ?? 0;
+  if (now - lastUsedAt > LAST_USED_RESOLUTION_MS) {
+    lastUsedAt = now;
+    touch(knex, row.keyId);
   }
   const role = row.keyRole ? lowerRole(row.role, row.keyRole) : row.role;
-  return { id: row.id, role, displayName: row.displayName, apiKeyId: row.keyId };
+  const viewer = { id: row.id, role, displayName: row.displayName, apiKeyId: row.keyId };
+  cache?.set(hash, viewer, lastUsedAt, now);
+  return viewer;
+}
+
+/** Not awaited: bookkeeping must not slow down or fail the request. */
+function touch(knex: Knex, keyId: string): void {
+  knex("api_keys").where("id", keyId).update({ lastUsedAt: knex.fn.now() }).catch(() => undefined);
 }
 
 /**

@@ -49,7 +49,7 @@ export async function createUser(ctx: Context, input: CreateUserInput): Promise<
 async function changeUser(ctx: Context, id: string, patch: Partial<User>, action: string): Promise<User> {
   assertAdmin(ctx);
   if (id === ctx.viewer!.id) throw new ForbiddenError("Admins cannot change their own role or deactivate themselves");
-  return ctx.db.knex.transaction(async (trx) => {
+  const changed = await ctx.db.knex.transaction(async (trx) => {
     const [user] = (await User.query(trx).patch(patch).where("id", id).returning("*")) as unknown as User[];
     if (!user) throw new NotFoundError("User");
     await audit(ctx, { action, targetType: "user", targetId: id, details: patch as Record<string, unknown> }, trx);
@@ -58,6 +58,8 @@ async function changeUser(ctx: Context, id: string, patch: Partial<User>, action
     ctx.loaders.userById.clear(id).prime(id, user);
     return user;
   });
+  ctx.apiKeyCache?.clear(); // this process at once; the others when the notification arrives
+  return changed;
 }
 
 export const setUserRole = (ctx: Context, id: string, role: Role) => changeUser(ctx, id, { role }, "user.set_role");
