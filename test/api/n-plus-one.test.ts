@@ -28,6 +28,8 @@ let alice: TestUser;
 const writers: TestUser[] = [];
 const people: TestUser[] = [];
 let service: TestUser;
+/** Per size: a member whose inbox holds that many conversations. */
+const inboxOwners = new Map<number, TestUser>();
 
 beforeAll(async () => {
   // No sweep may fail the STREAMING messages below while the file runs.
@@ -39,6 +41,7 @@ beforeAll(async () => {
     writers.push(await app.makeUser(Role.ADMIN, `writer-${i}`));
     people.push(await app.makeUser(Role.MEMBER, `person-${i}`));
   }
+  for (const n of [FEW, MANY]) inboxOwners.set(n, await app.makeUser(Role.MEMBER, `inbox-of-${n}`));
   const knex = app.database.db.knex;
   await knex("api_keys").update({ lastUsedAt: knex.raw("now() + interval '1 day'") });
 });
@@ -96,8 +99,6 @@ async function expectStatements(expected: number, sizes: number[], operation: (n
 // ---- queries over HTTP -----------------------------------------------------------------------------------
 
 describe("statements per query", () => {
-  /** Per size: an owner with that many conversations, conversation i holding two messages of person i. */
-  const inboxes = new Map<number, TestUser>();
   /** Per size: a conversation of alice's with that many messages, message i by person i, sent by writer i. */
   const histories = new Map<number, string>();
   /** Per size: conversations of people 0 … n-1, each holding one message of its owner. */
@@ -105,13 +106,12 @@ describe("statements per query", () => {
 
   beforeAll(async () => {
     for (const n of [FEW, MANY]) {
-      const owner = await app.makeUser(Role.MEMBER);
+      // The inbox: conversation i holds two messages of person i.
       for (const i of range(n)) {
-        const id = await newConversation(owner);
+        const id = await newConversation(inboxOwners.get(n)!);
         await say(id, i);
         await say(id, i);
       }
-      inboxes.set(n, owner);
       const conversationIds: string[] = [];
       const messageIds: string[] = [];
       for (const i of range(n)) {
@@ -125,15 +125,13 @@ describe("statements per query", () => {
       for (const i of range(n)) await say(id, i);
       histories.set(n, id);
     }
-    const knex = app.database.db.knex;
-    await knex("api_keys").update({ lastUsedAt: knex.raw("now() + interval '1 day'") });
   });
 
   it("the inbox: conversations, each with its owner and its last message with that message's author", async () => {
     const INBOX = `query($n: Int!) { conversations(first: $n) { edges { node { id title owner { displayName } lastMessage { content author { displayName } } } } } }`;
     // the token, the page, the owners, the last messages, their authors
     await expectStatements(AUTH + 4, [FEW, MANY], async (n) => {
-      const { data, statements } = await counter.run(INBOX, { n }, inboxes.get(n)!.token);
+      const { data, statements } = await counter.run(INBOX, { n }, inboxOwners.get(n)!.token);
       const authors = data.conversations.edges.map((edge: any) => edge.node.lastMessage.author.displayName);
       expect(authors.sort()).toEqual(range(n).map((i) => `person-${i}`).sort());
       return statements;
@@ -166,7 +164,7 @@ describe("statements per query", () => {
     const LAST = `query($n: Int!) { conversations(first: $n) { edges { node { lastMessage { seq content } } } } }`;
     // the token, the page, the last messages
     await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
-      const { data, statements } = await counter.run(LAST, { n }, inboxes.get(n)!.token);
+      const { data, statements } = await counter.run(LAST, { n }, inboxOwners.get(n)!.token);
       expect(data.conversations.edges.map((edge: any) => edge.node.lastMessage.seq)).toEqual(range(n).map(() => 2));
       return statements;
     });
@@ -176,7 +174,7 @@ describe("statements per query", () => {
     const PAGES = `query($n: Int!) { conversations(first: $n) { edges { node { messages(first: 2) { totalCount edges { node { seq content } } } } } } }`;
     // the token, the page of conversations, the pages of messages
     await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
-      const { data, statements } = await counter.run(PAGES, { n }, inboxes.get(n)!.token);
+      const { data, statements } = await counter.run(PAGES, { n }, inboxOwners.get(n)!.token);
       for (const edge of data.conversations.edges) {
         expect(edge.node.messages.totalCount).toBe(2);
         expect(edge.node.messages.edges.map((e: any) => e.node.seq)).toEqual([1, 2]);
