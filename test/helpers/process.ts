@@ -12,9 +12,12 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts the server with `env` (PORT 0: any free port) and resolves once it listens. */
-export function startServerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["-r", "@swc-node/register", path.join(ROOT, "src/index.ts")], {
+/**
+ * Starts the server with `env` (PORT 0: any free port) and resolves once it listens. `nodeArgs` go to node
+ * itself (the benchmarks' --cpu-prof, which NODE_OPTIONS does not accept).
+ */
+export function startServerProcess(env: Record<string, string>, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "-r", "@swc-node/register", path.join(ROOT, "src/index.ts")], {
     cwd: ROOT,
     env: { ...cleanEnv(), HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -14,7 +14,7 @@ import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
 import { MessageStatus } from "../message/message.enums";
 import { chunksFrom, chunkText, streamedTexts, type ChunkRow } from "../message/stream.service";
-import { messagesAfter, openConversationStream, PAGE } from "./message-stream";
+import { liveHubOf, messagesAfter, openConversationStream, PAGE } from "./message-stream";
 
 @ObjectType({ description: "A message was added (a STREAMING one carries its text so far)" })
 export class MessageAddedEvent {
@@ -55,18 +55,20 @@ const event = <T extends object>(type: new () => T, fields: T): T => Object.assi
 
 export function subscribeConversationEvents(ctx: Context, conversationId: string, afterSeq: number | null | undefined) {
   const knex = ctx.db.knex;
+  const hub = liveHubOf(ctx);
   const encryption = ctx.config.encryption;
   /** STREAMING messages this stream has sent (by id), with how many of their chunks it has sent. */
   const streaming = new Map<string, number>();
 
   /**
    * The events' messages, each handed out with fresh loaders; a STREAMING one primed with its text so far, which
-   * the chunk count its deltas continue from matches. The texts of all of them are read in one statement, so a
-   * read costs the same however many messages stream at once.
+   * the chunk count its deltas continue from matches. The texts of all of them are read in one statement (shared
+   * with the conversation's other streams), so a read costs the same however many messages stream at once.
    */
   async function* withTextSoFar(messages: Message[]): AsyncGenerator<Message> {
     const open = messages.filter((message) => message.status === MessageStatus.STREAMING);
-    const texts = open.length ? await streamedTexts(knex, encryption, open) : [];
+    const key = `texts:${open.map((message) => message.id).join(",")}`;
+    const texts = open.length ? await hub.shared(conversationId, key, () => streamedTexts(knex, encryption, open)) : [];
     const textOf = new Map(open.map((message, i) => [message.id, texts[i]]));
     for (const message of messages) {
       renewLoaders(ctx);
@@ -91,10 +93,16 @@ export function subscribeConversationEvents(ctx: Context, conversationId: string
       yield event(MessageAddedEvent, { message });
     }
     if (streaming.size === 0) return rows.length === PAGE;
-    // Where every message sent while streaming stands now, and its chunks not sent yet: two statements for all.
-    const now = new Map((await Message.query(knex).findByIds([...streaming.keys()])).map((message) => [message.id, message]));
+    // Where every message sent while streaming stands now, and its chunks not sent yet: two statements for all
+    // of them, each shared by the conversation's streams that stand at the same place.
+    const ids = [...streaming.keys()];
+    const current = await hub.shared(conversationId, `messages:${ids.join(",")}`, async (): Promise<Message[]> => Message.query(knex).findByIds(ids));
+    const now = new Map(current.map((message) => [message.id, message]));
     const stillStreaming = new Map([...streaming].filter(([id]) => now.get(id)?.status === MessageStatus.STREAMING));
-    const chunks = stillStreaming.size ? await chunksFrom(knex, stillStreaming) : new Map<string, ChunkRow[]>();
+    const from = [...stillStreaming].map(([id, sent]) => `${id}:${sent}`).join(",");
+    const chunks = stillStreaming.size
+      ? await hub.shared(conversationId, `chunks:${from}`, () => chunksFrom(knex, stillStreaming))
+      : new Map<string, ChunkRow[]>();
     for (const id of streaming.keys()) {
       const message = now.get(id);
       if (message && stillStreaming.has(id)) {
