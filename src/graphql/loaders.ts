@@ -2,6 +2,7 @@
  * Per-request DataLoaders: every relation and per-parent field of the schema resolves through one of these,
  * so a list of N parents costs one batched statement per relation, not N. A new set is made for every
  * request (and every subscription event), so nothing cached outlives the permissions it was read with.
+ * test/api/n-plus-one.test.ts counts the statements of each relation for few and many parents.
  */
 import DataLoader from "dataloader";
 import type { Knex } from "knex";
