@@ -20,7 +20,7 @@ export async function up(knex: Knex): Promise<void> {
     add column completed_at timestamptz(3),
     add constraint transcripts_request_id_check check (request_id is null or length(request_id) between 1 and 200),
     add constraint transcripts_range_check check (
-      coalesce(from_seq, 1) >= 1 and coalesce(to_seq, 1) >= coalesce(from_seq, 1)
+      coalesce(from_seq, 1) >= 1 and coalesce(to_seq, 1) >= 1 and (from_seq is null or to_seq is null or to_seq >= from_seq)
       and (from_time is null or to_time is null or from_time < to_time)
       and attempts >= 0),
     add constraint transcripts_ready_check check (
