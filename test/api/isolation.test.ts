@@ -66,7 +66,7 @@ const cases: Record<string, () => Promise<void>> = {
   "Query.transcript": () => refusedWithoutEffect(`query($id: UUID!) { transcript(id: $id) { id } }`, { id: transcriptId }),
   "Mutation.createTranscript": async () => {
     await refusedWithoutEffect(`mutation($id: UUID!) { createTranscript(input: { conversationId: $id, format: CSV }) { id } }`, { id: conversationId });
-    expect(await app.database.db.knex("transcripts").where({ conversationId }).pluck("createdBy")).toEqual([alice.user.id]);
+    expect(await app.database.db.knex("transcripts").where({ conversationId }).select("createdBy")).toEqual([{ createdBy: alice.user.id }]);
   },
   "Query.metrics": () => refusedWithoutEffect(`{ metrics { totalCount } }`, {}, "FORBIDDEN"),
   "Mutation.createConversation": async () => {
