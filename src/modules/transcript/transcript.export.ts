@@ -19,6 +19,7 @@ import type { Knex } from "knex";
 import type { EncryptionConfig } from "../../config";
 import { messageText, UndecryptableContentError } from "../message/encryption";
 import { MessageRole } from "../message/message.enums";
+import type { Conversation } from "../conversation/conversation.model";
 import { serialize, type ExportHeader, type ExportMessage } from "./transcript.serializers";
 
 export const EXPORT_BATCH = 1000;
@@ -27,6 +28,27 @@ export const EXPORT_BATCH = 1000;
 export interface ExportSpec extends ExportHeader {
   /** The conversation's messages with fromSeq <= seq <= toSeq pass (then the time and role filters). */
   range: { fromSeq: number; toSeq: number; from: Date | null; to: Date | null; includeToolCalls: boolean; includeSystem: boolean };
+}
+
+export type ExportRequest = ExportHeader["transcript"];
+
+/** The spec of exporting `conversation` as `request` asks (the transcript's id is null for a CLI export). */
+export function exportSpec(conversation: Conversation, request: ExportRequest): ExportSpec {
+  const { fromSeq, toSeq, from, to, includeToolCalls, includeSystem } = request;
+  return {
+    transcript: request,
+    conversation: {
+      id: conversation.id,
+      title: conversation.title,
+      origin: conversation.origin,
+      status: conversation.status,
+      ownerId: conversation.ownerId,
+      parameters: conversation.parameters,
+      createdAt: conversation.createdAt,
+      updatedAt: conversation.updatedAt,
+    },
+    range: { fromSeq, toSeq, from, to, includeToolCalls, includeSystem },
+  };
 }
 
 export interface ExportProgress {

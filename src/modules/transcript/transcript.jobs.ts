@@ -19,7 +19,7 @@ import { Conversation } from "../conversation/conversation.model";
 import { Transcript } from "./transcript.model";
 import { TranscriptStatus } from "./transcript.enums";
 import { createStorage, StorageUnavailableError, type TranscriptStorage } from "./transcript.storage";
-import { exportConversation, ExportError, type ExportSpec } from "./transcript.export";
+import { exportConversation, ExportError, exportSpec, type ExportSpec } from "./transcript.export";
 import { CONTENT_TYPES } from "./transcript.serializers";
 
 /** Runs of one export (the first plus takeovers) before it is given up as FAILED. */
@@ -41,28 +41,18 @@ export function storageKeyOf(transcript: Transcript): string {
 
 /** The export a transcript row asks for, with its conversation's current title and settings. */
 export function specOf(transcript: Transcript, conversation: Conversation): ExportSpec {
-  const range = {
+  return exportSpec(conversation, {
+    id: transcript.id,
+    format: transcript.format,
+    createdAt: transcript.createdAt,
+    createdBy: transcript.createdBy,
     fromSeq: transcript.fromSeq ?? 1,
     toSeq: transcript.snapshotSeq ?? 0,
     from: transcript.fromTime,
     to: transcript.toTime,
     includeToolCalls: transcript.includeToolCalls,
     includeSystem: transcript.includeSystem,
-  };
-  return {
-    transcript: { id: transcript.id, format: transcript.format, createdAt: transcript.createdAt, createdBy: transcript.createdBy, ...range },
-    conversation: {
-      id: conversation.id,
-      title: conversation.title,
-      origin: conversation.origin,
-      status: conversation.status,
-      ownerId: conversation.ownerId,
-      parameters: conversation.parameters,
-      createdAt: conversation.createdAt,
-      updatedAt: conversation.updatedAt,
-    },
-    range,
-  };
+  });
 }
 
 /**
