@@ -66,8 +66,12 @@ export async function serveTranscript(
       const retryAfter = (error as { retryAfterSeconds?: number }).retryAfterSeconds;
       return sendError(res, STATUS[code] ?? 400, code, error.message, retryAfter ? { "retry-after": String(retryAfter) } : {});
     }
+    if (res.headersSent) {
+      // Mostly a client that went away mid-file; the response cannot change status any more.
+      (ctx?.log ?? log).warn({ err: error, transcriptId: id }, "transcript download interrupted");
+      return void res.destroy();
+    }
     (ctx?.log ?? log).error({ err: error, transcriptId: id }, "transcript download failed");
-    if (!res.headersSent) sendError(res, 500, ErrorCode.INTERNAL_SERVER_ERROR, "Internal server error");
-    else res.destroy();
+    sendError(res, 500, ErrorCode.INTERNAL_SERVER_ERROR, "Internal server error");
   }
 }

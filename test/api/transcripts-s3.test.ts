@@ -11,6 +11,7 @@ import path from "node:path";
 import S3rver from "s3rver";
 import { HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { parse } from "csv-parse/sync";
+import { loadConfig } from "../../src/config";
 import { Role } from "../../src/modules/user/role.enum";
 import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
 import { createTranscript, download, hostileConversation, neutralised, settled, sha256 } from "../helpers/transcripts";
@@ -81,6 +82,24 @@ afterAll(async () => {
   client?.destroy();
   await s3rver?.close();
   fs.rmSync(folder, { recursive: true, force: true });
+});
+
+describe("S3 settings", () => {
+  it("are checked at start-up", () => {
+    expect(() => loadConfig({ TRANSCRIPT_STORAGE: "s3" })).toThrow("S3_BUCKET is required with TRANSCRIPT_STORAGE=s3");
+    expect(() => loadConfig({ TRANSCRIPT_STORAGE: "ftp" })).toThrow("TRANSCRIPT_STORAGE must be one of disk, s3");
+    expect(() => loadConfig({ ...s3Env(endpoint), S3_SECRET_ACCESS_KEY: "" })).toThrow("Set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither");
+    expect(() => loadConfig({ ...s3Env(endpoint), S3_PART_SIZE_MB: "4" })).toThrow("S3_PART_SIZE_MB must be an integer >= 5");
+    expect(() => loadConfig({ ...s3Env("minio:9000") })).toThrow("S3_ENDPOINT must be an http(s) URL");
+    expect(loadConfig(s3Env(endpoint)).transcripts.s3).toEqual({
+      endpoint,
+      bucket: BUCKET,
+      region: "us-east-1",
+      credentials: CREDENTIALS,
+      forcePathStyle: true,
+      partSizeBytes: 5 * 1024 * 1024,
+    });
+  });
 });
 
 describe("S3 storage", () => {
