@@ -12,11 +12,22 @@ async function main([format, conversationId, file]) {
   const mb = (bytes) => Math.round((bytes / 1024 / 1024) * 10) / 10;
   const startRss = process.memoryUsage().rss;
   let peak = startRss;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  let peakHeap = 0;
+  let peakExternal = 0;
+  const sampler = setInterval(() => {
+    const usage = process.memoryUsage();
+    peak = Math.max(peak, usage.rss);
+    peakHeap = Math.max(peakHeap, usage.heapTotal);
+    peakExternal = Math.max(peakExternal, usage.external);
+  }, 50);
   const db = createDatabase(loadConfig());
   try {
     const started = process.hrtime.bigint();
-    const result = await exportToFile(db.knex, undefined, conversationId, { format }, file);
+    // rss when a quarter, half, three quarters and all of the messages are written: flat, or growing?
+    const quarters = [];
+    const result = await exportToFile(db.knex, undefined, conversationId, { format }, file, ({ done, total }) => {
+      if (done >= ((quarters.length + 1) * total) / 4) quarters.push(mb(process.memoryUsage().rss));
+    });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage().rss);
@@ -27,7 +38,10 @@ async function main([format, conversationId, file]) {
         bytes: result.fileSizeBytes,
         seconds,
         startRssMb: mb(startRss),
+        rssByQuarterMb: quarters,
         peakSampledRssMb: mb(peak),
+        peakHeapTotalMb: mb(peakHeap),
+        peakExternalMb: mb(peakExternal),
         maxRssMb: mb(process.resourceUsage().maxRSS * 1024),
       }),
     );

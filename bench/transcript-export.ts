@@ -37,7 +37,9 @@ interface ChildResult {
   bytes: number;
   seconds: number;
   startRssMb: number;
+  rssByQuarterMb: number[];
   peakSampledRssMb: number;
+  peakHeapTotalMb: number;
   maxRssMb: number;
 }
 
@@ -120,7 +122,8 @@ async function main(): Promise<void> {
     const rows = results.map(
       (r) =>
         `| ${r.format.toUpperCase()} | ${r.messages.toLocaleString("en")} | ${(r.bytes / 1024 / 1024).toFixed(1)} MiB | ${r.seconds.toFixed(1)} s | ` +
-        `${Math.round(r.messages / r.seconds).toLocaleString("en")} | ${r.startRssMb} MB | ${r.peakSampledRssMb} MB | ${r.maxRssMb} MB | ${r.maxRssMb < RSS_LIMIT_MB ? "yes" : "NO"} |`,
+        `${Math.round(r.messages / r.seconds).toLocaleString("en")} | ${r.startRssMb} MB | ${r.rssByQuarterMb.join(" / ")} MB | ` +
+        `${r.peakSampledRssMb} MB | ${r.maxRssMb} MB | ${r.peakHeapTotalMb} MB | ${r.maxRssMb < RSS_LIMIT_MB ? "yes" : "NO"} |`,
     );
     const report = `# Transcript export of one ${MESSAGES.toLocaleString("en")}-message conversation (${date})
 
@@ -135,10 +138,12 @@ Each export ran in a child process (\`bench/transcript-export-child.js\`, on the
 \`npm start\` runs) through the API's pipeline (\`exportToFile\`: keyset pages of 1,000 rows in seq
 order → serializer → sha256 → file written through a temp file and a rename). Peak RSS is the child's whole
 process: the kernel's maximum resident set (\`process.resourceUsage().maxRSS\`), and the largest of \`rss\` sampled
-every 50 ms; "at start" is the resident set after loading the code, before the export.
+every 50 ms; "at start" is the resident set after loading the code, before the export; "at ¼ … end" is rss
+when that share of the messages was written (flat means memory does not grow with the export); "V8 heap" is
+the largest heapTotal sampled (garbage included: V8 collects the old generation lazily).
 
-| format | messages | file | time | messages/s | RSS at start | peak RSS (sampled) | peak RSS (maxRSS) | under ${RSS_LIMIT_MB} MB |
-|---|---:|---:|---:|---:|---:|---:|---:|---|
+| format | messages | file | time | messages/s | RSS at start | RSS at ¼ / ½ / ¾ / end | peak RSS (sampled) | peak RSS (maxRSS) | V8 heap | under ${RSS_LIMIT_MB} MB |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
 ${rows.join("\n")}
 `;
     fs.mkdirSync(path.join(__dirname, "results"), { recursive: true });

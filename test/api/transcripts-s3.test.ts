@@ -5,7 +5,6 @@
  * cleanly.
  */
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import S3rver from "s3rver";
@@ -14,6 +13,7 @@ import { parse } from "csv-parse/sync";
 import { loadConfig } from "../../src/config";
 import { Role } from "../../src/modules/user/role.enum";
 import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
+import { freePort as closedPort } from "../setup/pg-cluster";
 import { createTranscript, download, hostileConversation, neutralised, settled, sha256 } from "../helpers/transcripts";
 
 const BUCKET = "parley-transcripts";
@@ -40,18 +40,6 @@ function s3Env(url: string): Record<string, string> {
     S3_FORCE_PATH_STYLE: "true",
     S3_PART_SIZE_MB: "5",
   };
-}
-
-/** A loopback port nothing listens on. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
 }
 
 async function objectKeys(): Promise<string[]> {

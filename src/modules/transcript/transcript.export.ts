@@ -20,7 +20,7 @@ import type { EncryptionConfig } from "../../config";
 import { messageText, UndecryptableContentError } from "../message/encryption";
 import { MessageRole } from "../message/message.enums";
 import type { Conversation } from "../conversation/conversation.model";
-import { serialize, type ExportHeader, type ExportMessage } from "./transcript.serializers";
+import { MESSAGE_FIELDS, serialize, type ExportHeader, type ExportMessage } from "./transcript.serializers";
 
 export const EXPORT_BATCH = 1000;
 
@@ -69,25 +69,8 @@ export class ExportError extends Error {
   override name = "ExportError";
 }
 
-const COLUMNS = [
-  "id",
-  "conversationId",
-  "seq",
-  "role",
-  "status",
-  "createdAt",
-  "authorId",
-  "content",
-  "encryptedContent",
-  "keyId",
-  "model",
-  "promptTokens",
-  "completionTokens",
-  "costUsd",
-  "latencyMs",
-  "toolCalls",
-  "metadata",
-];
+/** What the serializers write, plus what reading the text needs. */
+const COLUMNS = [...MESSAGE_FIELDS, "conversationId", "encryptedContent", "keyId"];
 
 type MessageRow = Omit<ExportMessage, "content" | "costUsd"> & {
   conversationId: string;

@@ -110,15 +110,23 @@ export const CONTENT_TYPES: Record<TranscriptFormat, string> = {
 const CSV_BATCH = 500;
 
 const CSV_OPTIONS = {
-  columns: CSV_COLUMNS.map(({ header, key }) => ({ header, key })),
+  columns: CSV_COLUMNS.map(({ header }) => header),
   record_delimiter: "\r\n",
   escape_formulas: true,
-  cast: {
-    date: (value: Date) => value.toISOString(),
-    object: (value: object) => JSON.stringify(value),
-    boolean: (value: boolean) => String(value),
-  },
 };
+
+type CsvValue = string | number | null;
+
+/** A message as CSV cells, in CSV_COLUMNS order: dates as ISO text, JSON values as compact JSON. */
+function csvRecord(conversationId: string, message: ExportMessage): CsvValue[] {
+  return CSV_COLUMNS.map(({ key }): CsvValue => {
+    const value = key === "conversationId" ? conversationId : message[key];
+    if (value == null) return null;
+    if (value instanceof Date) return value.toISOString();
+    if (typeof value === "object") return JSON.stringify(value);
+    return value as string | number;
+  });
+}
 
 export function serialize(format: TranscriptFormat, header: ExportHeader, messages: AsyncIterable<ExportMessage>): AsyncGenerator<string> {
   return format === TranscriptFormat.CSV ? csvLines(header, messages) : jsonDocument(header, messages);
@@ -164,7 +172,7 @@ async function* jsonDocument(header: ExportHeader, messages: AsyncIterable<Expor
 }
 
 async function* csvLines(header: ExportHeader, messages: AsyncIterable<ExportMessage>): AsyncGenerator<string> {
-  let batch: Record<string, unknown>[] = [];
+  let batch: CsvValue[][] = [];
   let first = true;
   const flush = () => {
     const text = stringify(batch, { ...CSV_OPTIONS, header: first });
@@ -173,7 +181,7 @@ async function* csvLines(header: ExportHeader, messages: AsyncIterable<ExportMes
     return text;
   };
   for await (const message of messages) {
-    batch.push({ ...message, conversationId: header.conversation.id });
+    batch.push(csvRecord(header.conversation.id, message));
     if (batch.length === CSV_BATCH) yield flush();
   }
   // An export without messages still has its header row.
