@@ -7,6 +7,8 @@
  *                                                 a user (reused by name and role) and a new API key,
  *                                                 printed alone on the last line
  *   reencrypt [--batch 500]                       move every message onto the current encryption key
+ *   export <conversationId> --format csv|json --out FILE [--from-seq N] [--to-seq N] [--from ISO] [--to ISO]
+ *          [--no-tool-calls] [--no-system]        a conversation into a file, with a progress bar
  * On the embedded database the CLI takes the same lock as the server, so it refuses while a server runs.
  */
 import "reflect-metadata";
@@ -16,14 +18,19 @@ import { createDatabase, type Database } from "./db/database";
 import { createSchema, SCHEMA_FILE } from "./graphql/schema";
 import { Role } from "./modules/user/role.enum";
 import { createUserKey } from "./modules/api-key/api-key.service";
-import { isValidBatchSize, MAX_BATCH_SIZE, progressDisplay, reencryptMessages } from "./modules/message/reencrypt";
+import { isValidBatchSize, MAX_BATCH_SIZE, reencryptMessages } from "./modules/message/reencrypt";
+import { exportToFile } from "./modules/transcript/transcript.file";
+import { TranscriptFormat } from "./modules/transcript/transcript.enums";
+import { progressDisplay } from "./progress";
 
 const USAGE = `usage: npm run cli -- <command>
   migrate [latest|rollback|rollback-all|status]
   seed
   schema
   create-key --role admin|service|member --name NAME
-  reencrypt [--batch 500]`;
+  reencrypt [--batch 500]
+  export <conversationId> --format csv|json --out FILE [--from-seq N] [--to-seq N] [--from ISO-TIME] [--to ISO-TIME]
+         [--no-tool-calls] [--no-system]`;
 
 class UsageError extends Error {}
 
@@ -86,7 +93,7 @@ async function reencrypt(argv: string[]): Promise<void> {
   if (!encryption) {
     throw new Error("reencrypt needs a key ring: set MESSAGE_ENCRYPTION_KEYS (and MESSAGE_ENCRYPTION_CURRENT_KEY); see README, Encryption at rest");
   }
-  const display = progressDisplay();
+  const display = progressDisplay("reencrypt", "messages");
   const result = await withDatabase((db) => reencryptMessages(db.knex, encryption, { batchSize, onProgress: display.update })).finally(display.stop);
   console.log(
     `Re-encrypted ${result.reencrypted} messages to key "${result.keyId}" (${result.skipped} skipped as changed meanwhile, ` +
@@ -98,6 +105,59 @@ async function reencrypt(argv: string[]): Promise<void> {
   } else if (result.remaining > 0) {
     console.error("Messages were written with older settings meanwhile: restart every server with the new key ring, then run reencrypt again.");
   }
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new UsageError(`${flag} must be a whole number from 1`);
+  return number;
+}
+
+function time(value: string | undefined, flag: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new UsageError(`${flag} must be a date and time such as 2026-01-31T12:00:00Z`);
+  return date;
+}
+
+async function exportCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      format: { type: "string" },
+      out: { type: "string" },
+      "from-seq": { type: "string" },
+      "to-seq": { type: "string" },
+      from: { type: "string" },
+      to: { type: "string" },
+      "no-tool-calls": { type: "boolean", default: false },
+      "no-system": { type: "boolean", default: false },
+    },
+  });
+  const [conversationId] = positionals;
+  if (positionals.length !== 1 || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(conversationId)) {
+    throw new UsageError("export needs one conversation id (a UUID)");
+  }
+  const format = Object.values(TranscriptFormat).find((f) => f === values.format?.toLowerCase());
+  if (!format) throw new UsageError("--format must be csv or json");
+  if (!values.out) throw new UsageError("--out FILE is required");
+  const options = {
+    format,
+    fromSeq: positiveInt(values["from-seq"], "--from-seq"),
+    toSeq: positiveInt(values["to-seq"], "--to-seq"),
+    from: time(values.from, "--from"),
+    to: time(values.to, "--to"),
+    includeToolCalls: !values["no-tool-calls"],
+    includeSystem: !values["no-system"],
+  };
+  const config = loadConfig();
+  const display = progressDisplay("export", "messages");
+  const result = await withDatabase((db) =>
+    exportToFile(db.knex, config.encryption, conversationId.toLowerCase(), options, values.out!, display.update),
+  ).finally(display.stop);
+  console.log(`Exported ${result.messageCount} messages to ${values.out} (${result.fileSizeBytes} bytes, sha256 ${result.sha256})`);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -115,6 +175,8 @@ async function main(argv: string[]): Promise<void> {
       return createKey(rest);
     case "reencrypt":
       return reencrypt(rest);
+    case "export":
+      return exportCommand(rest);
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }

@@ -57,6 +57,37 @@ export interface Config {
 
   /** Message encryption at rest; undefined stores content in plain text. */
   encryption: EncryptionConfig | undefined;
+
+  /** Conversation exports (transcripts): where the files go and when they run in the background. */
+  transcripts: TranscriptConfig;
+}
+
+export interface TranscriptConfig {
+  /** TRANSCRIPT_STORAGE. @default "disk" */
+  storage: "disk" | "s3";
+  /** Folder of the disk backend (TRANSCRIPT_DIR). @default "./data/transcripts" */
+  dir: string;
+  /** Exports of at most this many messages finish inside the request; larger ones run in the background. @default 1000 */
+  inlineMaxMessages: number;
+  /** A PENDING export whose worker gave no sign of life for this long is taken over by another server. @default 120 */
+  jobTimeoutSeconds: number;
+  /** Set when storage is "s3". */
+  s3: S3Config | undefined;
+}
+
+export interface S3Config {
+  /** S3_ENDPOINT: an S3-compatible server's URL; unset means AWS S3 itself. */
+  endpoint: string | undefined;
+  /** S3_BUCKET (required with TRANSCRIPT_STORAGE=s3). */
+  bucket: string;
+  /** S3_REGION. @default "us-east-1" */
+  region: string;
+  /** S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY; unset: the SDK's default credential chain. */
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  /** S3_FORCE_PATH_STYLE: bucket in the path rather than the host name (most S3-compatible servers). @default false */
+  forcePathStyle: boolean;
+  /** S3_PART_SIZE_MB in bytes: files larger than one part go up as a multipart upload. @default 8 MiB (at least 5) */
+  partSizeBytes: number;
 }
 
 export interface JwtConfig {
@@ -180,6 +211,36 @@ function encryptionConfig(env: Env): EncryptionConfig | undefined {
   return { keys, currentKeyId };
 }
 
+function s3Config(env: Env): S3Config {
+  const bucket = env.S3_BUCKET;
+  if (!bucket) throw new ConfigError("S3_BUCKET is required with TRANSCRIPT_STORAGE=s3");
+  const endpoint = env.S3_ENDPOINT || undefined;
+  if (endpoint && !/^https?:\/\/[^/]/.test(endpoint)) throw new ConfigError(`S3_ENDPOINT must be an http(s) URL, got "${endpoint}"`);
+  const accessKeyId = env.S3_ACCESS_KEY_ID || undefined;
+  const secretAccessKey = env.S3_SECRET_ACCESS_KEY || undefined;
+  if (!accessKeyId !== !secretAccessKey) throw new ConfigError("Set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither");
+  return {
+    endpoint,
+    bucket,
+    region: env.S3_REGION || "us-east-1",
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    forcePathStyle: bool(env, "S3_FORCE_PATH_STYLE", false),
+    // lib-storage (and S3) refuse parts under 5 MiB.
+    partSizeBytes: int(env, "S3_PART_SIZE_MB", 8, 5) * 1024 * 1024,
+  };
+}
+
+function transcriptConfig(env: Env): TranscriptConfig {
+  const storage = oneOf(env, "TRANSCRIPT_STORAGE", ["disk", "s3"] as const, "disk");
+  return {
+    storage,
+    dir: path.resolve(env.TRANSCRIPT_DIR || "./data/transcripts"),
+    inlineMaxMessages: int(env, "TRANSCRIPT_INLINE_MAX_MESSAGES", 1000),
+    jobTimeoutSeconds: int(env, "TRANSCRIPT_JOB_TIMEOUT_SECONDS", 120, 10),
+    s3: storage === "s3" ? s3Config(env) : undefined,
+  };
+}
+
 /** Builds a Config from an environment (process.env by default). Throws ConfigError on bad values. */
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = oneOf(env, "NODE_ENV", ["development", "production", "test"] as const, "development");
@@ -223,6 +284,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxMutationsPerOperation: int(env, "MAX_MUTATIONS_PER_OPERATION", 10, 1),
     },
     encryption: encryptionConfig(env),
+    transcripts: transcriptConfig(env),
   };
   if (config.defaultPageSize > config.maxPageSize) {
     throw new ConfigError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE");

@@ -10,6 +10,7 @@ import type { Viewer } from "../modules/user/viewer";
 import { authenticateApiKey, isApiKey } from "../modules/api-key/api-key.service";
 import { looksLikeJwt, viewerForJwt, type RequestMeta } from "../modules/auth/jwt.service";
 import type { LiveHub } from "../modules/live/live.hub";
+import type { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { createLoaders, type Loaders } from "./loaders";
 import { UnauthenticatedError } from "./errors";
 
@@ -23,6 +24,8 @@ export interface Context {
   ip: string | null;
   /** Live events of this process; absent outside a running server (CLI, seeds). */
   live?: LiveHub;
+  /** Transcript exports and their storage; absent outside a running server. */
+  transcripts?: TranscriptJobs;
 }
 
 export interface ContextDeps {
@@ -30,6 +33,7 @@ export interface ContextDeps {
   config: Config;
   log: Logger;
   live?: LiveHub;
+  transcripts?: TranscriptJobs;
 }
 
 export interface ContextInput {
@@ -77,6 +81,7 @@ export function contextFor(deps: ContextDeps, viewer: Viewer | null, extra: { re
     requestId,
     ip: extra.ip ?? null,
     live: deps.live,
+    transcripts: deps.transcripts,
   };
 }
 

@@ -9,7 +9,7 @@ import { DateTimeResolver } from "graphql-scalars";
 import { UserResolver } from "../modules/user/user.resolver";
 import { ConversationResolver } from "../modules/conversation/conversation.resolver";
 import { MessageResolver } from "../modules/message/message.resolver";
-import { TranscriptResolver } from "../modules/transcript/transcript.resolver";
+import { ConversationTranscriptsResolver, TranscriptResolver } from "../modules/transcript/transcript.resolver";
 import { MetricResolver } from "../modules/metric/metric.resolver";
 import { ApiKeyResolver } from "../modules/api-key/api-key.resolver";
 import { ServiceGrantResolver } from "../modules/access/grant.resolver";
@@ -24,6 +24,7 @@ const resolvers = [
   ConversationResolver,
   MessageResolver,
   TranscriptResolver,
+  ConversationTranscriptsResolver,
   MetricResolver,
   ApiKeyResolver,
   ServiceGrantResolver,

@@ -14,6 +14,7 @@ import { createDatabase, type Database } from "../db/database";
 import { createNotificationListener, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
 import { failStaleStreams } from "../modules/message/stream.service";
+import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { createLogger } from "../logger";
 import { createSchema } from "../graphql/schema";
 import type { Context } from "../graphql/context";
@@ -32,6 +33,8 @@ export interface RunningServer {
   log: Logger;
   /** Live event streams of this process. */
   live: LiveHub;
+  /** Transcript exports of this process and their storage. */
+  transcripts: TranscriptJobs;
   dispose(): Promise<void>;
 }
 
@@ -46,6 +49,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
   const db = givenDb ?? createDatabase(config);
   const rateLimiter = createRateLimiter(config, db, log);
   let listener: NotificationListener | undefined;
+  let transcripts: TranscriptJobs | undefined;
   try {
     if (config.migrateOnStart) {
       const applied = await db.migrate();
@@ -61,7 +65,9 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       Math.min(60, config.streamTimeoutSeconds / 2) * 1000,
     );
     sweep.unref();
-    const deps = { config, db, log, rateLimiter, listener, live };
+    transcripts = new TranscriptJobs(db.knex, config, log);
+    transcripts.start();
+    const deps = { config, db, log, rateLimiter, listener, live, transcripts };
     const ws = attachWebSocketServer(httpServer, schema, deps);
     const apollo = createApollo(schema, config, [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceSeconds * 1000 }),
@@ -86,10 +92,12 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       db,
       log,
       live,
+      transcripts,
       dispose: () =>
         (disposing ??= (async () => {
           await apollo.stop();
           clearInterval(sweep);
+          await transcripts!.dispose();
           live.dispose();
           await listener!.dispose();
           rateLimiter.dispose();
@@ -97,6 +105,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
         })()),
     };
   } catch (error) {
+    await transcripts?.dispose();
     await listener?.dispose();
     rateLimiter.dispose();
     if (!givenDb) await db.close();

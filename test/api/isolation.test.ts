@@ -64,6 +64,10 @@ const cases: Record<string, () => Promise<void>> = {
   },
   "Query.message": () => refusedWithoutEffect(`query($id: UUID!) { message(id: $id) { id content } }`, { id: messageId }),
   "Query.transcript": () => refusedWithoutEffect(`query($id: UUID!) { transcript(id: $id) { id } }`, { id: transcriptId }),
+  "Mutation.createTranscript": async () => {
+    await refusedWithoutEffect(`mutation($id: UUID!) { createTranscript(input: { conversationId: $id, format: CSV }) { id } }`, { id: conversationId });
+    expect(await app.database.db.knex("transcripts").where({ conversationId }).select("createdBy")).toEqual([{ createdBy: alice.user.id }]);
+  },
   "Query.metrics": () => refusedWithoutEffect(`{ metrics { totalCount } }`, {}, "FORBIDDEN"),
   "Mutation.createConversation": async () => {
     const { createConversation } = await app.ok(`mutation { createConversation(input: { title: "mine" }) { owner { id } } }`, {}, bob.token);
@@ -164,11 +168,13 @@ beforeAll(async () => {
     alice.token,
   );
   messageId = addMessage.id;
-  const [transcript] = await app.database.db
-    .knex("transcripts")
-    .insert({ conversationId, format: "json", status: "ready", createdBy: alice.user.id })
-    .returning("id");
-  transcriptId = transcript.id;
+  const { createTranscript } = await app.ok(
+    `mutation($id: UUID!) { createTranscript(input: { conversationId: $id, format: JSON }) { id status } }`,
+    { id: conversationId },
+    alice.token,
+  );
+  expect(createTranscript.status).toBe("READY");
+  transcriptId = createTranscript.id;
 });
 afterAll(() => app.dispose());
 
@@ -184,6 +190,21 @@ describe("isolation between members", () => {
 
   it.each(Object.keys(cases))("%s does not reach another member's data", async (field) => {
     await cases[field]();
+  });
+
+  it("GET /transcripts/:id/download answers an outsider 404, exactly like an unknown id", async () => {
+    const get = (id: string, token: string) => fetch(`${app.url}/transcripts/${id}/download`, { headers: { authorization: `Bearer ${token}` } });
+    const [outsider, unknown, owner] = await Promise.all([
+      get(transcriptId, bob.token),
+      get("00000000-0000-4000-8000-000000000000", bob.token),
+      get(transcriptId, alice.token),
+    ]);
+    expect(outsider.status).toBe(404);
+    const body = await outsider.text();
+    expect(body).toBe(await unknown.text());
+    expect(body).not.toContain("my secret");
+    expect(owner.status).toBe(200);
+    expect(await owner.text()).toContain("my secret");
   });
 
   it("a service sees only the metrics it recorded", async () => {

@@ -12,6 +12,7 @@ import { isAdmin, type Viewer } from "../user/viewer";
 import { assertMayActFor, canAccessConversation } from "../access/access.service";
 import { audit } from "../audit/audit.service";
 import { publishConversationChanged, publishConversationDeleted } from "../live/live.hub";
+import { lockTranscriptKeys } from "../transcript/transcript.jobs";
 import { Conversation } from "./conversation.model";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 import type { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
@@ -136,15 +137,21 @@ async function patchActive(knex: Knex, id: string, patch: Partial<Conversation>)
     .returning("*")) as unknown as Conversation[];
 }
 
-/** Deletes the conversation with its messages and transcripts (foreign keys cascade). */
+/**
+ * Deletes the conversation with its messages and transcripts (foreign keys cascade), then, once that is
+ * committed, the transcripts' files: a rollback must not leave rows whose files are gone.
+ */
 export async function deleteConversation(ctx: Context, id: string): Promise<boolean> {
   const current = await getConversation(ctx, id);
-  await ctx.db.knex.transaction(async (trx) => {
+  const files = await ctx.db.knex.transaction(async (trx) => {
+    const keys = await lockTranscriptKeys(trx, current.id);
     const deleted = await Conversation.query(trx).deleteById(current.id);
     if (deleted === 0) throw new NotFoundError("Conversation");
     await publishConversationDeleted(trx, current.id, current.ownerId); // open streams of it end with NOT_FOUND
     await audit(ctx, { action: "conversation.delete", targetType: "conversation", targetId: id, details: { ownerId: current.ownerId, title: current.title } }, trx);
+    return keys;
   });
   ctx.loaders.conversationById.clear(id);
+  await ctx.transcripts?.removeFiles(files);
   return true;
 }
