@@ -1,12 +1,13 @@
 /**
- * Entry point of `npm start`: reads the configuration, starts the server, and shuts down cleanly on
- * SIGTERM/SIGINT (a second signal exits at once).
+ * Entry point of `npm start`: reads the configuration, starts the server (and the Discord adapter when
+ * DISCORD_TOKEN is set), and shuts down cleanly on SIGTERM/SIGINT (a second signal exits at once).
  */
 import "reflect-metadata";
 import { loadConfig, loadEnvFile } from "./config";
 import { createLogger } from "./logger";
 import { startServer } from "./server/app";
 import { bootstrapAdmin } from "./modules/api-key/api-key.service";
+import { startDiscordAdapter, type DiscordAdapter } from "./discord/adapter";
 
 async function main(): Promise<void> {
   loadEnvFile();
@@ -20,8 +21,16 @@ async function main(): Promise<void> {
       console.log(`\n  Admin API key (shown only now): ${first.secret}\n`);
     }
   }
+  let discord: DiscordAdapter | undefined;
+  if (config.discord) {
+    // Set up on purpose, so a mistake (a refused key, a bad token) stops the start rather than going unnoticed.
+    discord = await startDiscordAdapter({ deps: { ...server, config } }).catch(async (error: unknown) => {
+      await server.dispose();
+      throw error;
+    });
+  }
   log.info(
-    { url: `${server.url}/graphql`, database: config.databaseUrl ? "postgres" : `pglite:${config.pgliteDir}`, env: config.nodeEnv },
+    { url: `${server.url}/graphql`, database: config.databaseUrl ? "postgres" : `pglite:${config.pgliteDir}`, env: config.nodeEnv, discord: !!discord },
     "Parley is listening",
   );
   let stopping = false;
@@ -29,7 +38,7 @@ async function main(): Promise<void> {
     if (stopping) process.exit(1);
     stopping = true;
     log.info({ signal }, "shutting down");
-    server.dispose().then(
+    (discord?.dispose() ?? Promise.resolve()).then(() => server.dispose()).then(
       () => process.exit(0),
       (error: unknown) => {
         log.error({ err: error }, "shutdown failed");

@@ -19,7 +19,7 @@ import { createSchema } from "../graphql/schema";
 import type { Context } from "../graphql/context";
 import { createApollo } from "./apollo";
 import { createHttpHandler } from "./http";
-import { createRateLimiter } from "./rate-limit";
+import { createRateLimiter, type RateLimiter } from "./rate-limit";
 import { attachWebSocketServer } from "./ws";
 
 export interface RunningServer {
@@ -32,6 +32,8 @@ export interface RunningServer {
   log: Logger;
   /** Live event streams of this process. */
   live: LiveHub;
+  /** The request budgets; in-process transports (the Discord adapter) count against them too. */
+  rateLimiter: RateLimiter;
   dispose(): Promise<void>;
 }
 
@@ -86,6 +88,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       db,
       log,
       live,
+      rateLimiter,
       dispose: () =>
         (disposing ??= (async () => {
           await apollo.stop();
