@@ -15,7 +15,7 @@ function rejoin(parts: string[]): string {
     let body = part;
     if (open && body.startsWith(`${open}\n`)) body = body.slice(open.length + 1);
     // A closing fence the split added: without it, a block is still open.
-    const after = body.endsWith("\n```") ? openFenceAfter(body.slice(0, -4), open) : null;
+    const after: string | null = body.endsWith("\n```") ? openFenceAfter(body.slice(0, -4), open) : null;
     if (after) body = body.slice(0, -4);
     text += (text && !text.endsWith("\n") ? "\n" : "") + body;
     open = after;
