@@ -115,6 +115,25 @@ describe("recordDiscordPost and Message.discordPost", () => {
     expect((await app.ok(read, { m: reply.id }, createApiKey.key)).message.discordPost).toBeNull(); // the owner is no adapter
   });
 
+  it("loads the posts of a page of messages in one statement", async () => {
+    const { conversationId } = await boundChannel();
+    for (let i = 0; i < 10; i++) {
+      const { addMessage } = await app.ok(ADD, { in: { conversationId, role: "ASSISTANT", content: `reply ${i}` } }, worker.token);
+      await app.ok(POST, { in: { messageId: addMessage.id, discordMessageIds: [snowflake()], status: "POSTED" } }, adapter.token);
+    }
+    const statements: string[] = [];
+    const listen = (query: { sql: string }) => statements.push(query.sql);
+    app.database.db.knex.on("query", listen);
+    try {
+      const page = `query($c: UUID!) { conversation(id: $c) { messages(last: 10) { edges { node { discordPost { status } } } } } }`;
+      const { conversation } = await app.ok(page, { c: conversationId }, adapter.token);
+      expect(conversation.messages.edges.map((edge: { node: { discordPost: { status: string } } }) => edge.node.discordPost.status)).toEqual(Array(10).fill("POSTED"));
+    } finally {
+      app.database.db.knex.off("query", listen);
+    }
+    expect(statements.filter((sql) => sql.includes("discord_posts"))).toHaveLength(1);
+  });
+
   it("refuses USER messages, unbound conversations and bad ids with BAD_USER_INPUT", async () => {
     const { conversationId, userId } = await boundChannel();
     const { addMessage: user } = await app.ok(ADD, { in: { conversationId, content: "x", actAs: userId } }, adapter.token);
