@@ -4,7 +4,7 @@
  */
 import "reflect-metadata";
 import { loadConfig, loadEnvFile } from "./config";
-import { createLogger } from "./logger";
+import { createLogger, stopOnSignals } from "./logger";
 import { startServer } from "./server/app";
 import { bootstrapAdmin } from "./modules/api-key/api-key.service";
 import { startDiscordAdapter, type DiscordAdapter } from "./discord/adapter";
@@ -33,21 +33,10 @@ async function main(): Promise<void> {
     { url: `${server.url}/graphql`, database: config.databaseUrl ? "postgres" : `pglite:${config.pgliteDir}`, env: config.nodeEnv, discord: !!discord },
     "Parley is listening",
   );
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    log.info({ signal }, "shutting down");
-    (discord?.dispose() ?? Promise.resolve()).then(() => server.dispose()).then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  stopOnSignals(log, async () => {
+    await discord?.dispose();
+    await server.dispose();
+  });
 }
 
 main().catch((error: unknown) => {

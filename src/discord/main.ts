@@ -5,7 +5,7 @@
  */
 import "reflect-metadata";
 import { loadConfig, loadEnvFile } from "../config";
-import { createLogger } from "../logger";
+import { createLogger, stopOnSignals } from "../logger";
 import { createDatabase } from "../db/database";
 import { createNotificationListener } from "../db/notifications";
 import { createSchema } from "../graphql/schema";
@@ -35,21 +35,7 @@ async function main(): Promise<void> {
     await close();
     throw error;
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    log.info({ signal }, "Discord adapter shutting down");
-    close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  stopOnSignals(log, close);
 }
 
 main().catch((error: unknown) => {

@@ -133,6 +133,7 @@ export class Relay {
         this.deps.onUnbound(channelId);
         return undefined;
       }
+      if (what !== "message" && error.code === ErrorCode.NOT_FOUND) return undefined; // sent before the binding: never stored
       this.deps.log.warn({ err: error, channelId, code: error.code }, `Parley refused a relayed Discord ${what}`);
       return what === "message" ? error : undefined;
     }
