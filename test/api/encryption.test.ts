@@ -312,6 +312,27 @@ describe("key rotation", () => {
     expect(await history(after, alice, conversationId)).toEqual(["guard a (edited)", "guard b (edited)"]);
   });
 
+  it("moves the chunks of a reply still streaming too, so it completes on a ring without the old key", async () => {
+    const admin = await before.makeUser(Role.ADMIN); // assistant replies come from services or admins
+    const conversationId = await newConversation(before, admin);
+    const START = `mutation($c: UUID!) { startMessage(input: { conversationId: $c }) { id } }`;
+    const APPEND = `mutation($m: UUID!, $i: Int!, $t: String!) { appendMessageChunk(messageId: $m, index: $i, text: $t) { index } }`;
+    const { id } = (await before.ok(START, { c: conversationId }, admin.token)).startMessage;
+    await before.ok(APPEND, { m: id, i: 0, t: "streamed " }, admin.token);
+    await before.ok(APPEND, { m: id, i: 1, t: "on k1, " }, admin.token);
+    await during.ok(APPEND, { m: id, i: 2, t: "then k2" }, admin.token);
+    const chunkKeys = async () => (await knex("message_chunks").where({ messageId: id }).orderBy("idx")).map((row) => row.keyId);
+    expect(await chunkKeys()).toEqual(["k1", "k1", "k2"]);
+
+    expect((await storedRow(knex, id)).keyId).toBe("k1");
+    // The (empty) message row and the two chunks on k1; the chunk written on k2 is not even read.
+    expect(await reencryptMessages(knex, ring, { batchSize: 1 })).toMatchObject({ total: 3, reencrypted: 3, failed: 0, remaining: 0 });
+    expect(await chunkKeys()).toEqual(["k2", "k2", "k2"]);
+    const COMPLETE = `mutation($m: UUID!) { completeMessage(messageId: $m) { content status } }`;
+    expect((await after.ok(COMPLETE, { m: id }, admin.token)).completeMessage).toEqual({ content: "streamed on k1, then k2", status: "COMPLETE" });
+    expect(await history(after, admin, conversationId)).toEqual(["streamed on k1, then k2"]);
+  });
+
   it("reports undecryptable messages and leaves them as they are", async () => {
     const conversationId = await newConversation(before, alice);
     const message = await addMessage(before, alice, conversationId, "about to be damaged");

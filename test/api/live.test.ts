@@ -164,6 +164,33 @@ describe("messageAdded", () => {
     sub.unsubscribe();
   });
 
+  it("serves a conversation's subscribers each new message with one shared read, not one per subscriber", async () => {
+    const id = await conversationOf(alice);
+    await add(alice, id, "first");
+    const subs = [...Array.from({ length: 5 }, () => subscribe(alice.token, { id, after: 0 })), ...Array.from({ length: 5 }, () => subscribe(admin.token, { id, after: 0 }))];
+    await Promise.all(subs.map((sub) => sub.until((events) => events.length >= 1)));
+
+    const reads: string[] = [];
+    const count = ({ sql }: { sql: string }) => {
+      if (/from "messages" where "conversation_id" = (\?|\$1) and "seq" > (\?|\$2)/.test(sql)) reads.push(sql);
+    };
+    const knex = app.database.db.knex;
+    knex.on("query", count);
+    try {
+      for (const [index, text] of ["second", "third", "fourth"].entries()) {
+        await add(alice, id, text);
+        await Promise.all(subs.map((sub) => sub.until((events) => events.length >= index + 2)));
+      }
+    } finally {
+      knex.removeListener("query", count);
+    }
+    expect(reads).toHaveLength(3);
+    for (const sub of subs) {
+      expect(sub.events.map((event) => (event.data as any).messageAdded.content)).toEqual(["first", "second", "third", "fourth"]);
+      sub.unsubscribe();
+    }
+  });
+
   it("closes the stream and forgets its watcher when the client unsubscribes", async () => {
     const id = await conversationOf(alice);
     const before = app.server.live.size;

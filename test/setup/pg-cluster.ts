@@ -50,7 +50,8 @@ function run(bin: string, args: string[], runAs?: string): void {
   else execFileSync(bin, args, { stdio: "pipe" });
 }
 
-export async function startCluster(): Promise<ClusterState> {
+/** `serverOptions`: further `-c name=value` settings (the benchmark's pg_stat_statements). */
+export async function startCluster(serverOptions: string[] = []): Promise<ClusterState> {
   if (process.env.TEST_DATABASE_URL) return { adminUrl: process.env.TEST_DATABASE_URL };
   const runAs = process.getuid?.() === 0 ? "postgres" : undefined;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-pg-"));
@@ -63,7 +64,7 @@ export async function startCluster(): Promise<ClusterState> {
     findBin("pg_ctl"),
     [
       "-D", path.join(dataDir, "data"), "-l", path.join(dataDir, "log"), "-w", "-t", "60",
-      "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300`,
+      "-o", `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 ${serverOptions.join(" ")}`,
       "start",
     ],
     runAs,

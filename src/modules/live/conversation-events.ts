@@ -14,7 +14,7 @@ import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
 import { MessageStatus } from "../message/message.enums";
 import { chunkText, streamedTexts, type ChunkRow } from "../message/stream.service";
-import { messagesAfter, openConversationStream, PAGE } from "./message-stream";
+import { liveHubOf, messagesAfter, openConversationStream, PAGE } from "./message-stream";
 
 @ObjectType({ description: "A message was added (a STREAMING one carries its text so far)" })
 export class MessageAddedEvent {
@@ -55,6 +55,7 @@ const event = <T extends object>(type: new () => T, fields: T): T => Object.assi
 
 export function subscribeConversationEvents(ctx: Context, conversationId: string, afterSeq: number | null | undefined) {
   const knex = ctx.db.knex;
+  const hub = liveHubOf(ctx);
   const encryption = ctx.config.encryption;
   /** STREAMING messages this stream has sent (by id), with how many of their chunks it has sent. */
   const streaming = new Map<string, number>();
@@ -81,9 +82,11 @@ export function subscribeConversationEvents(ctx: Context, conversationId: string
       yield event(MessageAddedEvent, { message: await withTextSoFar(row) });
     }
     for (const [id, sent] of streaming) {
-      const now = await Message.query(knex).findById(id);
+      const now = await hub.shared(conversationId, `message:${id}`, async (): Promise<Message | undefined> => Message.query(knex).findById(id));
       if (now && now.status === MessageStatus.STREAMING) {
-        const chunks: ChunkRow[] = await knex("message_chunks").where({ messageId: id }).where("idx", ">=", sent).orderBy("idx");
+        const chunks = await hub.shared(conversationId, `chunks:${id}:${sent}`, async (): Promise<ChunkRow[]> =>
+          knex("message_chunks").where({ messageId: id }).where("idx", ">=", sent).orderBy("idx"),
+        );
         for (const chunk of chunks) {
           if (chunk.idx !== streaming.get(id)) break; // never skip one: a later read sends it in order
           streaming.set(id, chunk.idx + 1);

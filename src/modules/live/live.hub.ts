@@ -7,6 +7,10 @@
  *
  * A stream holds no queue: it reads the next rows only when its client has taken the previous ones, so a
  * slow client costs no memory, it only reads further back.
+ *
+ * Reads are shared: the streams of one conversation woken by the same event ask for the same rows (after the
+ * same seq), so `shared()` runs each distinct read once and hands every stream the same result, until the
+ * conversation's next event drops it. One message to N subscribers is then one query, not N.
  */
 import type { Knex } from "knex";
 import { ACCESS_CHANNEL, EVENTS_CHANNEL, notify, type NotificationListener } from "../../db/notifications";
@@ -85,6 +89,8 @@ export class InboxBell extends Doorbell {
 
 export class LiveHub {
   private readonly watchers = new Map<string, Set<Doorbell>>();
+  /** Per watched conversation: reads (by key) made since its last event, each a promise of its rows. */
+  private readonly reads = new Map<string, Map<string, Promise<unknown>>>();
   private readonly inboxes = new Map<string, Set<InboxBell>>();
   private readonly stops: (() => void)[];
 
@@ -93,12 +99,14 @@ export class LiveHub {
       listener.on(EVENTS_CHANNEL, (event) => {
         const { t, c, o } = event as Partial<{ t: string; c: string; o: string }>;
         if (typeof c !== "string") return;
+        this.reads.delete(c); // before ringing: every stream woken by this event reads afresh
         for (const bell of this.watchers.get(c) ?? []) bell.ring(t === "deleted");
         if (typeof o === "string") for (const bell of this.inboxes.get(o) ?? []) bell.note(c, t === "deleted");
       }),
       // Grants revoked, users deactivated: rare, so every conversation stream re-checks rather than working out
       // whose. Inbox streams show only the viewer's own conversations, which no grant change affects.
       listener.on(ACCESS_CHANNEL, () => {
+        this.reads.clear();
         for (const set of this.watchers.values()) for (const bell of set) bell.ring(true);
       }),
       // Notifications may have been missed while the LISTEN connection was down: everyone reads and re-checks.
@@ -108,7 +116,30 @@ export class LiveHub {
 
   /** Rings `bell` on every event of the conversation until the returned function is called. */
   watch(conversationId: string, bell: Doorbell): () => void {
-    return join(this.watchers, conversationId, bell);
+    const leave = join(this.watchers, conversationId, bell);
+    return () => {
+      leave();
+      if (!this.watchers.has(conversationId)) this.reads.delete(conversationId);
+    };
+  }
+
+  /**
+   * `read()`, or the promise of the same read (same conversation and key) made since the conversation's last
+   * event. Only for reads whose result depends on nothing but the key (not on the viewer): access is checked
+   * per stream, before it reads. A caller must not change what it gets: other streams hold the same objects.
+   */
+  shared<T>(conversationId: string, key: string, read: () => Promise<T>): Promise<T> {
+    if (!this.watchers.has(conversationId)) return read();
+    let reads = this.reads.get(conversationId);
+    if (!reads) this.reads.set(conversationId, (reads = new Map()));
+    const known = reads.get(key) as Promise<T> | undefined;
+    if (known) return known;
+    const promise = read();
+    reads.set(key, promise);
+    promise.catch(() => {
+      if (reads.get(key) === promise) reads.delete(key); // a failed read is not handed to anyone else
+    });
+    return promise;
   }
 
   /** Tells `bell` of every change to the conversations `ownerId` owns until the returned function is called. */
@@ -126,6 +157,7 @@ export class LiveHub {
   }
 
   private ringAll(recheck: boolean): void {
+    this.reads.clear();
     for (const bell of this.bells()) bell.ring(recheck);
   }
 
@@ -133,6 +165,7 @@ export class LiveHub {
     for (const stop of this.stops) stop();
     for (const bell of this.bells()) bell.close();
     this.watchers.clear();
+    this.reads.clear();
     this.inboxes.clear();
   }
 }

@@ -107,9 +107,11 @@ export function liveIterator<T>(events: AsyncGenerator<T>, bell: Doorbell, unwat
   return iterator;
 }
 
-/** The messages after the cursor, one page. */
-export async function messagesAfter(ctx: Context, conversationId: string, seq: number): Promise<Message[]> {
-  return Message.query(ctx.db.knex).where({ conversationId }).where("seq", ">", seq).orderBy("seq").limit(PAGE);
+/** The messages after the cursor, one page: one query for all the conversation's streams at that seq. */
+export function messagesAfter(ctx: Context, conversationId: string, seq: number): Promise<Message[]> {
+  return liveHubOf(ctx).shared(conversationId, `after:${seq}`, async () =>
+    Message.query(ctx.db.knex).where({ conversationId }).where("seq", ">", seq).orderBy("seq").limit(PAGE),
+  );
 }
 
 /** messageAdded: new messages only. */

@@ -1,6 +1,6 @@
 /**
- * `npm run cli -- reencrypt`: moves every message that is not on the current key (older keys and plain
- * text alike) onto it, while servers keep running. Rows are read in keyset pages by id and each batch is
+ * `npm run cli -- reencrypt`: moves every message, and every chunk of a reply still streaming, that is not
+ * on the current key (older keys and plain text alike) onto it, while servers keep running. Rows are read in keyset pages by id and each batch is
  * written by one UPDATE whose WHERE names the key_id (and row version) that was read, so a row someone
  * else changed meanwhile is skipped, never overwritten. Nothing is held between batches: an interrupted
  * run is simply started again, and rows already on the current key are not even read.
@@ -39,19 +39,76 @@ export interface ReencryptOptions {
 
 /** A row as read for re-encryption: its text columns and its version (xmin) at the time of reading. */
 export interface ReencryptRow extends ContentRow {
+  /** A message's id; for a chunk, `messageId#index` (used only in failedIds). */
   id: string;
+  /** Set for a chunk: the message it belongs to. */
+  messageId?: string;
   version: string;
 }
 
-export const MAX_BATCH_SIZE = 10_000; // 4 bind parameters per row, PostgreSQL allows 65535 per statement
+export const MAX_BATCH_SIZE = 10_000; // at most 5 bind parameters per row, PostgreSQL allows 65535 per statement
 
 export function isValidBatchSize(size: number): boolean {
   return Number.isInteger(size) && size >= 1 && size <= MAX_BATCH_SIZE;
 }
 
+/**
+ * Where encrypted text lives: messages, and the chunks of replies still streaming (their AAD adds the
+ * chunk index). Each table is read in keyset pages by its primary key and written by one guarded UPDATE.
+ */
+interface Target {
+  table: string;
+  read(knex: Knex, keyId: string, after: ReencryptRow | undefined, limit: number): Promise<ReencryptRow[]>;
+  /** The UPDATE for `rows` rows of bindings (keyId first, then per row: key columns, old key id, version, ciphertext). */
+  update(rows: number): string;
+  keyBindings(row: ReencryptRow): Knex.Value[];
+}
+
+const messagesTarget: Target = {
+  table: "messages",
+  read: (knex, keyId, after, limit) => readBatch(knex, keyId, after?.id, limit),
+  update: (rows) => `update messages as m set content = null, encrypted_content = v.encrypted_content, key_id = ?
+       from (values ${valuesList(rows, "(?::uuid, ?::text, ?::xid, ?::bytea)")}) as v(id, old_key_id, version, encrypted_content)
+      where m.id = v.id and m.key_id is not distinct from v.old_key_id and m.xmin = v.version
+      returning m.id`,
+  keyBindings: (row) => [row.id],
+};
+
+const chunksTarget: Target = {
+  table: "message_chunks",
+  read: async (knex, keyId, after, limit) => {
+    const rows = await knex("message_chunks as c")
+      .join("messages as m", "m.id", "c.message_id")
+      .select("c.message_id", "c.idx as chunk", "m.conversation_id", "m.seq", "c.content", "c.encrypted_content", "c.key_id")
+      .select(knex.raw("c.xmin::text as version"))
+      .whereRaw("c.key_id is distinct from ?", [keyId])
+      .modify((q) => {
+        if (after) q.whereRaw("(c.message_id, c.idx) > (?::uuid, ?::int)", [after.messageId!, after.chunk!]);
+      })
+      .orderBy([{ column: "c.message_id" }, { column: "c.idx" }])
+      .limit(limit);
+    return rows.map((row: ReencryptRow) => ({ ...row, id: `${row.messageId}#${row.chunk}` }));
+  },
+  update: (rows) => `update message_chunks as c set content = null, encrypted_content = v.encrypted_content, key_id = ?
+       from (values ${valuesList(rows, "(?::uuid, ?::int, ?::text, ?::xid, ?::bytea)")}) as v(message_id, idx, old_key_id, version, encrypted_content)
+      where c.message_id = v.message_id and c.idx = v.idx and c.key_id is not distinct from v.old_key_id and c.xmin = v.version
+      returning c.message_id`,
+  keyBindings: (row) => [row.messageId!, row.chunk!],
+};
+
+const TARGETS = [messagesTarget, chunksTarget];
+
+function valuesList(rows: number, tuple: string): string {
+  return Array.from({ length: rows }, () => tuple).join(", ");
+}
+
 async function countNotOnKey(knex: Knex, keyId: string): Promise<number> {
-  const row = await knex("messages").whereRaw("key_id is distinct from ?", [keyId]).count({ n: "*" }).first();
-  return Number(row?.n ?? 0);
+  let total = 0;
+  for (const { table } of TARGETS) {
+    const row = await knex(table).whereRaw("key_id is distinct from ?", [keyId]).count({ n: "*" }).first();
+    total += Number(row?.n ?? 0);
+  }
+  return total;
 }
 
 /** The next `limit` messages after `afterId` (by id) that are not on `keyId`. */
@@ -69,33 +126,29 @@ export async function readBatch(knex: Knex, keyId: string, afterId: string | und
 /**
  * Re-encrypts `rows` with the current key in one statement. A row is written only if it still has the
  * key_id and the version (xmin changes with every UPDATE) it was read with: a concurrent re-encryption, a
- * rewrite or a delete wins, and the row is counted as skipped.
+ * rewrite, a delete or (for a chunk) the reply completing wins, and the row is counted as skipped.
  */
 export async function writeBatch(
   knex: Knex,
   encryption: EncryptionConfig,
   rows: readonly ReencryptRow[],
+  target: Target = messagesTarget,
 ): Promise<{ written: number; failedIds: string[] }> {
   const failedIds: string[] = [];
   const bindings: Knex.Value[] = [];
+  let count = 0;
   for (const row of rows) {
     try {
-      const { encryptedContent } = encryptContent(encryption, row.conversationId, row.seq, messageText(encryption, row));
-      bindings.push(row.id, row.keyId, row.version, encryptedContent);
+      const { encryptedContent } = encryptContent(encryption, row.conversationId, row.seq, messageText(encryption, row), row.chunk);
+      bindings.push(...target.keyBindings(row), row.keyId, row.version, encryptedContent);
+      count += 1;
     } catch (error) {
       if (!(error instanceof UndecryptableContentError)) throw error;
       failedIds.push(row.id);
     }
   }
-  if (bindings.length === 0) return { written: 0, failedIds };
-  const values = Array.from({ length: bindings.length / 4 }, () => "(?::uuid, ?::text, ?::xid, ?::bytea)").join(", ");
-  const { rows: written } = await knex.raw(
-    `update messages as m set content = null, encrypted_content = v.encrypted_content, key_id = ?
-       from (values ${values}) as v(id, old_key_id, version, encrypted_content)
-      where m.id = v.id and m.key_id is not distinct from v.old_key_id and m.xmin = v.version
-      returning m.id`,
-    [encryption.currentKeyId, ...bindings],
-  );
+  if (count === 0) return { written: 0, failedIds };
+  const { rows: written } = await knex.raw(target.update(count), [encryption.currentKeyId, ...bindings]);
   return { written: (written as unknown[]).length, failedIds };
 }
 
@@ -110,19 +163,21 @@ export async function reencryptMessages(
   const keyId = encryption.currentKeyId;
   const progress: ReencryptProgress = { total: await countNotOnKey(knex, keyId), done: 0, reencrypted: 0, skipped: 0, failed: 0 };
   const failedIds: string[] = [];
-  let afterId: string | undefined;
-  for (;;) {
-    const rows = await readBatch(knex, keyId, afterId, batchSize);
-    if (rows.length === 0) break;
-    const batch = await writeBatch(knex, encryption, rows);
-    progress.done += rows.length;
-    progress.reencrypted += batch.written;
-    progress.failed += batch.failedIds.length;
-    progress.skipped += rows.length - batch.written - batch.failedIds.length;
-    progress.total = Math.max(progress.total, progress.done); // rows written meanwhile by old-settings servers
-    failedIds.push(...batch.failedIds.slice(0, 20 - failedIds.length));
-    afterId = rows[rows.length - 1].id;
-    await onProgress?.({ ...progress });
+  for (const target of TARGETS) {
+    let after: ReencryptRow | undefined;
+    for (;;) {
+      const rows = await target.read(knex, keyId, after, batchSize);
+      if (rows.length === 0) break;
+      const batch = await writeBatch(knex, encryption, rows, target);
+      progress.done += rows.length;
+      progress.reencrypted += batch.written;
+      progress.failed += batch.failedIds.length;
+      progress.skipped += rows.length - batch.written - batch.failedIds.length;
+      progress.total = Math.max(progress.total, progress.done); // rows written meanwhile by old-settings servers
+      failedIds.push(...batch.failedIds.slice(0, 20 - failedIds.length));
+      after = rows[rows.length - 1];
+      await onProgress?.({ ...progress });
+    }
   }
   return { ...progress, keyId, failedIds, remaining: await countNotOnKey(knex, keyId) };
 }
