@@ -3,12 +3,14 @@
  *   migrate [latest|rollback|rollback-all|status]   apply or undo migrations
  *   seed                                          load the demo data set (prints an API key)
  *   schema                                        write schema.graphql from the code
- *   create-key --role admin|service|member --name NAME
+ *   create-key --role admin|service|member --name NAME [--grant ORIGIN]
  *                                                 a user (reused by name and role) and a new API key,
- *                                                 printed alone on the last line
+ *                                                 printed alone on the last line; --grant gives a service
+ *                                                 every conversation of an origin (discord for the adapter)
  *   reencrypt [--batch 500]                       move every message onto the current encryption key
  *   export <conversationId> --format csv|json --out FILE [--from-seq N] [--to-seq N] [--from ISO] [--to ISO]
  *          [--no-tool-calls] [--no-system]        a conversation into a file, with a progress bar
+ *   discord-register [--guild ID | --global]      register the /parley slash command with Discord
  * On the embedded database the CLI takes the same lock as the server, so it refuses while a server runs.
  */
 import "reflect-metadata";
@@ -22,15 +24,19 @@ import { isValidBatchSize, MAX_BATCH_SIZE, reencryptMessages } from "./modules/m
 import { exportToFile } from "./modules/transcript/transcript.file";
 import { TranscriptFormat } from "./modules/transcript/transcript.enums";
 import { progressDisplay } from "./progress";
+import { grantOrigin } from "./modules/access/grant.service";
+import { ConversationOrigin } from "./modules/conversation/conversation.enums";
+import { registerCommands } from "./discord/register";
 
 const USAGE = `usage: npm run cli -- <command>
   migrate [latest|rollback|rollback-all|status]
   seed
   schema
-  create-key --role admin|service|member --name NAME
+  create-key --role admin|service|member --name NAME [--grant web|discord|api]
   reencrypt [--batch 500]
   export <conversationId> --format csv|json --out FILE [--from-seq N] [--to-seq N] [--from ISO-TIME] [--to ISO-TIME]
-         [--no-tool-calls] [--no-system]`;
+         [--no-tool-calls] [--no-system]
+  discord-register [--guild ID | --global]`;
 
 class UsageError extends Error {}
 
@@ -70,17 +76,35 @@ async function seed(): Promise<void> {
 }
 
 async function createKey(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { role: { type: "string" }, name: { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { role: { type: "string" }, name: { type: "string" }, grant: { type: "string" } } });
   const role = Object.values(Role).find((r) => r === values.role?.toLowerCase());
   if (!role) throw new UsageError("--role must be admin, service or member");
   const name = values.name?.trim();
   if (!name) throw new UsageError("--name is required");
+  const origin = values.grant === undefined ? undefined : Object.values(ConversationOrigin).find((o) => o === values.grant?.toLowerCase());
+  if (values.grant !== undefined && !origin) throw new UsageError("--grant must be web, discord or api");
+  if (origin && role !== Role.SERVICE) throw new UsageError("--grant is for --role service");
   const { user, key, secret } = await withDatabase(async (db) => {
     await db.migrate();
-    return createUserKey(db.knex, name, role);
+    const created = await createUserKey(db.knex, name, role);
+    if (origin) await grantOrigin(db.knex, created.user.id, origin);
+    return created;
   });
-  console.log(`User ${user.displayName} (${user.role}) ${user.id}; key ${key.prefix}… (${key.id}). The key is shown only now:`);
+  const granted = origin ? `, granted every ${origin.toUpperCase()} conversation` : "";
+  console.log(`User ${user.displayName} (${user.role}) ${user.id}${granted}; key ${key.prefix}… (${key.id}). The key is shown only now:`);
   console.log(secret);
+}
+
+async function discordRegister(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { guild: { type: "string" }, global: { type: "boolean", default: false } } });
+  const { discord } = loadConfig();
+  if (!discord) throw new Error("discord-register needs DISCORD_TOKEN and DISCORD_APPLICATION_ID (see README, Discord)");
+  if (values.global && values.guild) throw new UsageError("pass --guild or --global, not both");
+  const guildId = values.global ? undefined : (values.guild ?? discord.guildId);
+  if (guildId !== undefined && !/^\d{1,25}$/.test(guildId)) throw new UsageError("--guild must be a guild id (digits)");
+  const result = await registerCommands(discord, guildId);
+  const where = result.scope === "guild" ? `in guild ${result.guildId} (shown at once)` : "globally (Discord may take up to an hour to show it)";
+  console.log(`Registered /${result.commands.join(", /")} ${where}.`);
 }
 
 async function reencrypt(argv: string[]): Promise<void> {
@@ -177,6 +201,8 @@ async function main(argv: string[]): Promise<void> {
       return reencrypt(rest);
     case "export":
       return exportCommand(rest);
+    case "discord-register":
+      return discordRegister(rest);
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }

@@ -60,6 +60,9 @@ export interface Config {
 
   /** Conversation exports (transcripts): where the files go and when they run in the background. */
   transcripts: TranscriptConfig;
+
+  /** The Discord adapter; undefined (off) unless DISCORD_TOKEN is set. */
+  discord: DiscordConfig | undefined;
 }
 
 export interface TranscriptConfig {
@@ -88,6 +91,26 @@ export interface S3Config {
   forcePathStyle: boolean;
   /** S3_PART_SIZE_MB in bytes: files larger than one part go up as a multipart upload. @default 8 MiB (at least 5) */
   partSizeBytes: number;
+}
+
+export interface DiscordConfig {
+  /** The bot token (DISCORD_TOKEN). */
+  token: string;
+  /** The application (client) id (DISCORD_APPLICATION_ID): slash commands are registered under it. */
+  applicationId: string;
+  /** API key of the Parley service identity the adapter acts as (DISCORD_API_KEY); it needs the DISCORD origin grant. */
+  apiKey: string | undefined;
+  /** Guild for `discord:register` (DISCORD_GUILD_ID): commands there appear at once; unset registers them globally. */
+  guildId: string | undefined;
+  /**
+   * Permission a member needs for `/parley start` and `/parley stop` (DISCORD_BIND_PERMISSION): a discord.js
+   * PermissionFlagsBits name, or undefined when anyone in the channel may bind it ("none"). @default "ManageChannels"
+   */
+  bindPermission: string | undefined;
+  /** Shortest time between two edits of one streamed reply in Discord (DISCORD_EDIT_INTERVAL_MS). @default 1000 */
+  editIntervalMs: number;
+  /** Discord's REST base URL (DISCORD_API_URL), for a proxy or a test double; unset: discord.js's default. */
+  apiUrl: string | undefined;
 }
 
 export interface JwtConfig {
@@ -241,6 +264,31 @@ function transcriptConfig(env: Env): TranscriptConfig {
   };
 }
 
+const SNOWFLAKE = /^\d{1,25}$/;
+
+/** DISCORD_TOKEN turns the adapter on; the other DISCORD_* settings are checked only then. */
+function discordConfig(env: Env): DiscordConfig | undefined {
+  const token = env.DISCORD_TOKEN || undefined;
+  if (!token) return undefined;
+  const applicationId = env.DISCORD_APPLICATION_ID ?? "";
+  if (!SNOWFLAKE.test(applicationId)) throw new ConfigError("DISCORD_TOKEN is set: DISCORD_APPLICATION_ID must be the application id (digits)");
+  const guildId = env.DISCORD_GUILD_ID || undefined;
+  if (guildId && !SNOWFLAKE.test(guildId)) throw new ConfigError(`DISCORD_GUILD_ID must be a guild id (digits), got "${guildId}"`);
+  const permission = env.DISCORD_BIND_PERMISSION || "ManageChannels";
+  if (!/^[A-Za-z]{2,40}$/.test(permission)) throw new ConfigError(`DISCORD_BIND_PERMISSION must be a permission name such as ManageChannels, or none; got "${permission}"`);
+  const apiUrl = env.DISCORD_API_URL || undefined;
+  if (apiUrl && !/^https?:\/\//.test(apiUrl)) throw new ConfigError("DISCORD_API_URL must be an http(s) URL");
+  return {
+    token,
+    applicationId,
+    apiKey: env.DISCORD_API_KEY || undefined,
+    guildId,
+    bindPermission: permission.toLowerCase() === "none" ? undefined : permission,
+    editIntervalMs: int(env, "DISCORD_EDIT_INTERVAL_MS", 1000, 0),
+    apiUrl,
+  };
+}
+
 /** Builds a Config from an environment (process.env by default). Throws ConfigError on bad values. */
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = oneOf(env, "NODE_ENV", ["development", "production", "test"] as const, "development");
@@ -285,6 +333,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     encryption: encryptionConfig(env),
     transcripts: transcriptConfig(env),
+    discord: discordConfig(env),
   };
   if (config.defaultPageSize > config.maxPageSize) {
     throw new ConfigError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE");

@@ -15,6 +15,8 @@ import { loadGrantSets } from "../modules/access/access.service";
 import type { GrantSet } from "../modules/access/grant.model";
 import { streamedTexts, type StreamedText } from "../modules/message/stream.service";
 import type { EncryptionConfig } from "../config";
+import type { DiscordPost } from "../modules/discord/discord.model";
+import { discordPostsByMessageId } from "../modules/discord/discord.loaders";
 
 /** Groups rows by key, aligned to keys (an empty list for a key without rows), keeping the rows' order. */
 export function mapToMany<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): V[][] {
@@ -67,6 +69,8 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
     messagePage: new DataLoader<MessagePageKey, Message[], string>((keys) => messagePageBatch(knex, keys), {
       cacheKeyFn: (key) => `${key.conversationId}:${key.direction}:${key.limit}:${key.cursorSeq ?? ""}`,
     }),
+    /** What the Discord adapter posted of each assistant message. */
+    discordPostByMessageId: new DataLoader<string, DiscordPost | undefined>((ids) => discordPostsByMessageId(knex, ids)),
   };
 }
 

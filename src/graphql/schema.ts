@@ -16,6 +16,7 @@ import { ServiceGrantResolver } from "../modules/access/grant.resolver";
 import { AuditLogResolver } from "../modules/audit/audit.resolver";
 import { SystemConfigResolver } from "../modules/system/system-config.resolver";
 import { LiveResolver } from "../modules/live/live.resolver";
+import { DiscordMessageResolver, DiscordResolver } from "../modules/discord/discord.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
@@ -31,6 +32,8 @@ const resolvers = [
   AuditLogResolver,
   SystemConfigResolver,
   LiveResolver,
+  DiscordResolver,
+  DiscordMessageResolver,
 ] as const;
 
 /**

@@ -20,7 +20,7 @@ import { createSchema } from "../graphql/schema";
 import type { Context } from "../graphql/context";
 import { createApollo } from "./apollo";
 import { createHttpHandler } from "./http";
-import { createRateLimiter } from "./rate-limit";
+import { createRateLimiter, type RateLimiter } from "./rate-limit";
 import { attachWebSocketServer } from "./ws";
 
 export interface RunningServer {
@@ -35,6 +35,8 @@ export interface RunningServer {
   live: LiveHub;
   /** Transcript exports of this process and their storage. */
   transcripts: TranscriptJobs;
+  /** The request budgets; in-process transports (the Discord adapter) count against them too. */
+  rateLimiter: RateLimiter;
   dispose(): Promise<void>;
 }
 
@@ -93,6 +95,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       log,
       live,
       transcripts,
+      rateLimiter,
       dispose: () =>
         (disposing ??= (async () => {
           await apollo.stop();

@@ -153,6 +153,15 @@ const cases: Record<string, () => Promise<void>> = {
     }
   },
   "Mutation.setSystemConfig": () => refusedWithoutEffect(`mutation { setSystemConfig(key: "x", value: 1) { key } }`, {}, "FORBIDDEN"),
+  // The Discord adapter's fields: FORBIDDEN for everyone but admins and services granted DISCORD.
+  "Query.discordBinding": () => refusedWithoutEffect(`{ discordBinding(channelId: "123") { channelId } }`, {}, "FORBIDDEN"),
+  "Query.discordBindings": () => refusedWithoutEffect(`{ discordBindings { totalCount } }`, {}, "FORBIDDEN"),
+  "Mutation.recordDiscordPost": () =>
+    refusedWithoutEffect(`mutation($m: UUID!) { recordDiscordPost(input: { messageId: $m, discordMessageIds: ["1"], status: POSTED }) { status } }`, { m: messageId }, "FORBIDDEN"),
+  "Mutation.recordDiscordEdit": () =>
+    refusedWithoutEffect(`mutation($c: UUID!) { recordDiscordEdit(input: { conversationId: $c, discordMessageId: "1", content: "pwned" }) { id } }`, { c: conversationId }, "FORBIDDEN"),
+  "Mutation.recordDiscordDeletion": () =>
+    refusedWithoutEffect(`mutation($c: UUID!) { recordDiscordDeletion(input: { conversationId: $c, discordMessageId: "1" }) { id } }`, { c: conversationId }, "FORBIDDEN"),
 };
 
 beforeAll(async () => {
@@ -240,6 +249,22 @@ describe("isolation from services", () => {
     expect((await read(other, worker.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
     const actAs = await write(conversationId, worker.token, `, actAs: "${alice.user.id}"`);
     expect(actAs.body.errors?.[0].extensions?.code).toBe("FORBIDDEN");
+  });
+
+  it("with the DISCORD grant reaches no web conversation, through the Discord adapter's fields either", async () => {
+    const adapter = await app.makeUser(Role.SERVICE, "discord adapter");
+    await app.grant(adapter, { origin: "discord" });
+    expect((await read(conversationId, adapter.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    expect((await app.gql(`query($m: UUID!) { message(id: $m) { discordPost { status } } }`, { m: messageId }, adapter.token)).body.errors?.[0].extensions?.code).toBe(
+      "NOT_FOUND",
+    );
+    const post = `mutation($m: UUID!) { recordDiscordPost(input: { messageId: $m, discordMessageIds: [], status: POSTED }) { status } }`;
+    expect((await app.gql(post, { m: messageId }, adapter.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    const edit = `mutation($c: UUID!) { recordDiscordEdit(input: { conversationId: $c, discordMessageId: "1", content: "x" }) { id } }`;
+    expect((await app.gql(edit, { c: conversationId }, adapter.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    const { discordBindings } = await app.ok(`{ discordBindings { edges { node { conversation { id } } } } }`, {}, adapter.token);
+    expect(JSON.stringify(discordBindings)).not.toContain(conversationId);
+    expect(await app.database.db.knex("discord_posts").where({ messageId }).first()).toBeUndefined();
   });
 
   it("with an origin grant reaches that origin's conversations and writes as their users, recording itself as sender", async () => {

@@ -13,6 +13,7 @@ const APP_TABLES = [
   "audit_logs",
   "backup_logs",
   "conversations",
+  "discord_posts",
   "message_chunks",
   "messages",
   "metrics",
@@ -406,7 +407,7 @@ describe("the migrated schema", () => {
         expect({ table: name, triggers: triggers.length }).toEqual({ table: name, triggers: 1 });
       }
       expect(tables.map((t) => t.name).sort()).toEqual(
-        ["api_keys", "backup_logs", "conversations", "messages", "system_configs", "transcripts", "users"].sort(),
+        ["api_keys", "backup_logs", "conversations", "discord_posts", "messages", "system_configs", "transcripts", "users"].sort(),
       );
     });
 

@@ -9,7 +9,7 @@ import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from 
 import { checkJson, checkText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
 import { isAdmin, type Viewer } from "../user/viewer";
-import { assertMayActFor, canAccessConversation } from "../access/access.service";
+import { assertMayActFor, assertMayActForUser, canAccessConversation } from "../access/access.service";
 import { audit } from "../audit/audit.service";
 import { publishConversationChanged, publishConversationDeleted } from "../live/live.hub";
 import { lockTranscriptKeys } from "../transcript/transcript.jobs";
@@ -81,6 +81,7 @@ export async function createConversation(ctx: Context, input: CreateConversation
     await assertMayActFor(ctx, input.origin);
     const owner = await ctx.loaders.userById.load(ownerId);
     if (!owner || !owner.isActive) throw new NotFoundError("User");
+    await assertMayActForUser(ctx, input.origin, owner);
   }
   if (input.discordGuildId || input.discordChannelId) {
     if (input.origin !== ConversationOrigin.DISCORD) throw new BadUserInputError("Discord guild and channel ids need origin DISCORD");
