@@ -31,7 +31,7 @@ import { DEFAULT_RETRY, retrying, type RetryPolicy } from "./retry";
 import { userMessage } from "./replies";
 import { COMMAND_NAME, SUBCOMMANDS } from "./commands";
 import { whisper, type CommandContext, type TranscriptSource } from "./commands/command";
-import { transcriptsNotAvailable } from "./commands/transcript";
+import { transcriptsFromParley } from "./commands/transcript";
 
 export interface DiscordAdapterOptions {
   /** What the transport needs: the server's schema, database, live hub, rate limiter, config and logger. */
@@ -40,7 +40,7 @@ export interface DiscordAdapterOptions {
   discord?: DiscordConfig;
   /** How failed writes are repeated. @default DEFAULT_RETRY */
   retry?: RetryPolicy;
-  /** Where `/parley transcript` gets its file. @default transcriptsNotAvailable */
+  /** Where `/parley transcript` gets its file. @default transcriptsFromParley (createTranscript) */
   transcripts?: TranscriptSource;
 }
 
@@ -91,7 +91,7 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
   const requiredPermission = bindPermission(discord.bindPermission);
   const log = deps.log.child({ component: "discord" });
   const retry = options.retry ?? DEFAULT_RETRY;
-  const transcripts = options.transcripts ?? transcriptsNotAvailable;
+  const transcripts = options.transcripts ?? transcriptsFromParley;
   const transport = createTransport({ ...deps, log }, `Bearer ${discord.apiKey}`);
   await checkIdentity(transport, log);
 

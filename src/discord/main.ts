@@ -10,6 +10,7 @@ import { createDatabase } from "../db/database";
 import { createNotificationListener } from "../db/notifications";
 import { createSchema } from "../graphql/schema";
 import { LiveHub } from "../modules/live/live.hub";
+import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { createRateLimiter } from "../server/rate-limit";
 import { startDiscordAdapter } from "./adapter";
 
@@ -28,8 +29,11 @@ async function main(): Promise<void> {
     const listener = await createNotificationListener(db, config.databaseUrl, log);
     const live = new LiveHub(listener);
     const rateLimiter = createRateLimiter(config, db, log);
-    closing.push(() => listener.dispose(), () => live.dispose(), () => rateLimiter.dispose());
-    const adapter = await startDiscordAdapter({ deps: { schema: await createSchema(), db, config, log, live, rateLimiter } });
+    // /parley transcript exports through createTranscript, which needs the process's export jobs and storage.
+    const transcripts = new TranscriptJobs(db.knex, config, log);
+    transcripts.start();
+    closing.push(() => listener.dispose(), () => live.dispose(), () => rateLimiter.dispose(), () => transcripts.dispose());
+    const adapter = await startDiscordAdapter({ deps: { schema: await createSchema(), db, config, log, live, rateLimiter, transcripts } });
     closing.push(() => adapter.dispose());
   } catch (error) {
     await close();

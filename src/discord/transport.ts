@@ -5,7 +5,8 @@
  * never calls a model or a service, so auth, validation, idempotency and live events are the API's own.
  */
 import { GraphQLError, execute, subscribe, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from "graphql";
-import { createContext, type ContextDeps } from "../graphql/context";
+import { createContext, type Context, type ContextDeps } from "../graphql/context";
+import { openTranscriptFile } from "../modules/transcript/transcript.service";
 import { ErrorCode, UnauthenticatedError } from "../graphql/errors";
 import { prepareOperation, transportErrorFormatter } from "../server/operation";
 import type { RateLimiter } from "../server/rate-limit";
@@ -64,20 +65,30 @@ export interface Transport {
    * with an error (the conversation deleted, access lost) throws it as an OperationError from next().
    */
   subscribe<T>(query: string, variables?: Record<string, unknown>): Promise<AsyncIterableIterator<T>>;
+  /**
+   * A READY transcript's file, read whole, authorised exactly like GET /transcripts/:id/download (which is
+   * the HTTP transport's way to the same file); undefined when it is larger than `maxBytes`.
+   */
+  transcriptFile(id: string, maxBytes: number): Promise<{ name: string; data: Buffer } | undefined>;
 }
 
 export function createTransport(deps: TransportDeps, authorization: string): Transport {
   const formatError = transportErrorFormatter(deps.log, "Discord adapter operation failed");
 
+  /** A context for one operation, with the rules Apollo's plugins apply over HTTP: a viewer is required, and counted. */
+  async function contextFor(): Promise<Context> {
+    const context = await createContext(deps, { authorization });
+    if (!context.viewer) throw new UnauthenticatedError();
+    await deps.rateLimiter.consumeViewer(context.viewer);
+    return context;
+  }
+
   /** A context for one operation, and the operation parsed, validated and checked against the limits. */
   async function prepare(query: string, variables: Record<string, unknown> | undefined): Promise<ExecutionArgs> {
     let requestId: string | undefined;
     try {
-      const context = await createContext(deps, { authorization });
+      const context = await contextFor();
       requestId = context.requestId;
-      // The rules Apollo's plugins apply over HTTP: a viewer is required, and counted.
-      if (!context.viewer) throw new UnauthenticatedError();
-      await deps.rateLimiter.consumeViewer(context.viewer);
       const prepared = prepareOperation(deps.schema, deps.config, { query, variables });
       if (!("document" in prepared)) throw new OperationError(prepared.map(formatError), requestId);
       return { ...prepared, contextValue: context };
@@ -102,6 +113,24 @@ export function createTransport(deps: TransportDeps, authorization: string): Tra
   }
 
   return {
+    async transcriptFile(id: string, maxBytes: number) {
+      let requestId: string | undefined;
+      try {
+        const context = await contextFor();
+        requestId = context.requestId;
+        const { transcript, file } = await openTranscriptFile(context, id);
+        if (file.size > maxBytes) {
+          file.body.destroy();
+          return undefined;
+        }
+        const chunks: Buffer[] = [];
+        for await (const chunk of file.body) chunks.push(chunk as Buffer);
+        return { name: `transcript-${transcript.id}.${transcript.format}`, data: Buffer.concat(chunks) };
+      } catch (error) {
+        throw toOperationError(error, requestId);
+      }
+    },
+
     async run<T>(query: string, variables?: Record<string, unknown>): Promise<T> {
       const args = await prepare(query, variables);
       let result: ExecutionResult;

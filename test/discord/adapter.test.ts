@@ -5,8 +5,7 @@
  * from raw gateway payloads; every call it makes to Discord is recorded and checked.
  */
 import { splitMessage } from "../../src/discord/split";
-import { TranscriptsUnavailableError } from "../../src/discord/commands/transcript";
-import type { TranscriptFile } from "../../src/discord/commands/command";
+import { parse } from "csv-parse/sync";
 import { createDiscordHarness, type DiscordHarness } from "./harness";
 import {
   CHANNEL_ID,
@@ -22,7 +21,6 @@ import {
 
 let h: DiscordHarness;
 let conversationId: string; // CHANNEL_ID's
-let transcriptFile: TranscriptFile | undefined;
 
 const alice = discordUser("300000000000000001", "Alice");
 const bob = discordUser("300000000000000002", "Bob");
@@ -50,7 +48,7 @@ async function marker(channelId = CHANNEL_ID): Promise<void> {
 
 beforeAll(async () => {
   h = await createDiscordHarness();
-  await h.start({}, { transcripts: async (_transport, id, format) => transcriptFile ?? Promise.reject(new TranscriptsUnavailableError(`${id} ${format}`)) });
+  await h.start();
 });
 afterAll(() => h?.dispose());
 
@@ -256,22 +254,29 @@ describe("slash command replies", () => {
     expect(lines.slice(1).map((line) => Number(/^`#(\d+)`/.exec(line)?.[1]))).toEqual(rows.map((row) => row.seq));
   });
 
-  it("/parley transcript says honestly that transcripts are not available yet", async () => {
-    const reply = await command(CHANNEL_ID, "transcript", [{ name: "format", type: 3, value: "CSV" }]);
-    expect(isEphemeral(reply)).toBe(true);
-    expect(reply.data.content).toBe("Transcripts are not available on this Parley server yet.");
-  });
-
-  it("/parley transcript attaches the file a transcript source gives (the wiring for issue 6)", async () => {
-    transcriptFile = { name: "conversation.csv", data: Buffer.from("seq,role,content\n1,user,hello\n") };
-    try {
-      const id = h.fake.command(CHANNEL_ID, alice, "transcript", [{ name: "format", type: 3, value: "CSV" }]);
+  it("/parley transcript attaches the conversation's export (JSON, CSV) as an ephemeral file, one transcript per format and content", async () => {
+    const rows = await h.messages(conversationId);
+    const transcript = async (format: string) => {
+      const id = h.fake.command(CHANNEL_ID, alice, "transcript", [{ name: "format", type: 3, value: format }]);
       const call = await h.fake.interactionReply(id);
-      expect(call.files).toEqual([expect.objectContaining({ name: "conversation.csv", data: transcriptFile.data })]);
       expect((call.body.data.flags ?? 0) & EPHEMERAL).toBe(EPHEMERAL);
-    } finally {
-      transcriptFile = undefined;
-    }
+      expect(call.files).toHaveLength(1);
+      return call.files[0] as { name: string; data: Buffer };
+    };
+    const json = await transcript("JSON");
+    expect(json.name).toMatch(/^transcript-[0-9a-f-]{36}\.json$/);
+    const document = JSON.parse(json.data.toString("utf8"));
+    expect(document.messages.map((m: { seq: number; content: string }) => [m.seq, m.content])).toEqual(rows.map((row) => [row.seq, row.content]));
+
+    const csv = await transcript("CSV");
+    expect(csv.name).toMatch(/\.csv$/);
+    const records = parse(csv.data.toString("utf8"), { columns: true }) as { seq: string; content: string }[];
+    expect(records.map((record) => Number(record.seq))).toEqual(rows.map((row) => row.seq));
+
+    // Asked again with nothing new said: the same transcript, not another export.
+    expect((await transcript("JSON")).name).toBe(json.name);
+    const stored = await h.app.database.db.knex("transcripts").where({ conversationId }).count({ n: "*" }).first();
+    expect(Number(stored!.n)).toBe(2);
   });
 });
 
