@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 /**
  * `npm start`: compiles the TypeScript when dist/ is missing or older than the sources, then runs the
- * server (which applies migrations to the embedded database itself). Plain JavaScript on purpose: it must
- * run before anything is built.
+ * server (which applies migrations to the embedded database itself). `npm run discord` (argument
+ * "discord") runs the Discord adapter alone the same way. Plain JavaScript on purpose: it must run before
+ * anything is built.
  */
 const { execFileSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
 
 const root = path.resolve(__dirname, "..");
-const entry = path.join(root, "dist", "src", "index.js");
+const entry = path.join(root, "dist", "src", process.argv[2] === "discord" ? "discord/main.js" : "index.js");
 const sources = ["src", "migrations", "seeds", "knexfile.ts", "tsconfig.json", "tsconfig.build.json", "package.json"];
 
 function newestMtime(target) {

@@ -3,10 +3,14 @@
  *   migrate [latest|rollback|rollback-all|status]   apply or undo migrations
  *   seed                                          load the demo data set (prints an API key)
  *   schema                                        write schema.graphql from the code
- *   create-key --role admin|service|member --name NAME
+ *   create-key --role admin|service|member --name NAME [--grant ORIGIN]
  *                                                 a user (reused by name and role) and a new API key,
- *                                                 printed alone on the last line
+ *                                                 printed alone on the last line; --grant gives a service
+ *                                                 every conversation of an origin (discord for the adapter)
  *   reencrypt [--batch 500]                       move every message onto the current encryption key
+ *   export <conversationId> --format csv|json --out FILE [--from-seq N] [--to-seq N] [--from ISO] [--to ISO]
+ *          [--no-tool-calls] [--no-system]        a conversation into a file, with a progress bar
+ *   discord-register [--guild ID | --global]      register the /parley slash command with Discord
  * On the embedded database the CLI takes the same lock as the server, so it refuses while a server runs.
  */
 import "reflect-metadata";
@@ -16,14 +20,23 @@ import { createDatabase, type Database } from "./db/database";
 import { createSchema, SCHEMA_FILE } from "./graphql/schema";
 import { Role } from "./modules/user/role.enum";
 import { createUserKey } from "./modules/api-key/api-key.service";
-import { isValidBatchSize, MAX_BATCH_SIZE, progressDisplay, reencryptMessages } from "./modules/message/reencrypt";
+import { isValidBatchSize, MAX_BATCH_SIZE, reencryptMessages } from "./modules/message/reencrypt";
+import { exportToFile } from "./modules/transcript/transcript.file";
+import { TranscriptFormat } from "./modules/transcript/transcript.enums";
+import { progressDisplay } from "./progress";
+import { grantOrigin } from "./modules/access/grant.service";
+import { ConversationOrigin } from "./modules/conversation/conversation.enums";
+import { registerCommands } from "./discord/register";
 
 const USAGE = `usage: npm run cli -- <command>
   migrate [latest|rollback|rollback-all|status]
   seed
   schema
-  create-key --role admin|service|member --name NAME
-  reencrypt [--batch 500]`;
+  create-key --role admin|service|member --name NAME [--grant web|discord|api]
+  reencrypt [--batch 500]
+  export <conversationId> --format csv|json --out FILE [--from-seq N] [--to-seq N] [--from ISO-TIME] [--to ISO-TIME]
+         [--no-tool-calls] [--no-system]
+  discord-register [--guild ID | --global]`;
 
 class UsageError extends Error {}
 
@@ -63,17 +76,35 @@ async function seed(): Promise<void> {
 }
 
 async function createKey(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { role: { type: "string" }, name: { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { role: { type: "string" }, name: { type: "string" }, grant: { type: "string" } } });
   const role = Object.values(Role).find((r) => r === values.role?.toLowerCase());
   if (!role) throw new UsageError("--role must be admin, service or member");
   const name = values.name?.trim();
   if (!name) throw new UsageError("--name is required");
+  const origin = values.grant === undefined ? undefined : Object.values(ConversationOrigin).find((o) => o === values.grant?.toLowerCase());
+  if (values.grant !== undefined && !origin) throw new UsageError("--grant must be web, discord or api");
+  if (origin && role !== Role.SERVICE) throw new UsageError("--grant is for --role service");
   const { user, key, secret } = await withDatabase(async (db) => {
     await db.migrate();
-    return createUserKey(db.knex, name, role);
+    const created = await createUserKey(db.knex, name, role);
+    if (origin) await grantOrigin(db.knex, created.user.id, origin);
+    return created;
   });
-  console.log(`User ${user.displayName} (${user.role}) ${user.id}; key ${key.prefix}… (${key.id}). The key is shown only now:`);
+  const granted = origin ? `, granted every ${origin.toUpperCase()} conversation` : "";
+  console.log(`User ${user.displayName} (${user.role}) ${user.id}${granted}; key ${key.prefix}… (${key.id}). The key is shown only now:`);
   console.log(secret);
+}
+
+async function discordRegister(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { guild: { type: "string" }, global: { type: "boolean", default: false } } });
+  const { discord } = loadConfig();
+  if (!discord) throw new Error("discord-register needs DISCORD_TOKEN and DISCORD_APPLICATION_ID (see README, Discord)");
+  if (values.global && values.guild) throw new UsageError("pass --guild or --global, not both");
+  const guildId = values.global ? undefined : (values.guild ?? discord.guildId);
+  if (guildId !== undefined && !/^\d{1,25}$/.test(guildId)) throw new UsageError("--guild must be a guild id (digits)");
+  const result = await registerCommands(discord, guildId);
+  const where = result.scope === "guild" ? `in guild ${result.guildId} (shown at once)` : "globally (Discord may take up to an hour to show it)";
+  console.log(`Registered /${result.commands.join(", /")} ${where}.`);
 }
 
 async function reencrypt(argv: string[]): Promise<void> {
@@ -86,7 +117,7 @@ async function reencrypt(argv: string[]): Promise<void> {
   if (!encryption) {
     throw new Error("reencrypt needs a key ring: set MESSAGE_ENCRYPTION_KEYS (and MESSAGE_ENCRYPTION_CURRENT_KEY); see README, Encryption at rest");
   }
-  const display = progressDisplay();
+  const display = progressDisplay("reencrypt", "messages");
   const result = await withDatabase((db) => reencryptMessages(db.knex, encryption, { batchSize, onProgress: display.update })).finally(display.stop);
   console.log(
     `Re-encrypted ${result.reencrypted} messages to key "${result.keyId}" (${result.skipped} skipped as changed meanwhile, ` +
@@ -98,6 +129,59 @@ async function reencrypt(argv: string[]): Promise<void> {
   } else if (result.remaining > 0) {
     console.error("Messages were written with older settings meanwhile: restart every server with the new key ring, then run reencrypt again.");
   }
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new UsageError(`${flag} must be a whole number from 1`);
+  return number;
+}
+
+function time(value: string | undefined, flag: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new UsageError(`${flag} must be a date and time such as 2026-01-31T12:00:00Z`);
+  return date;
+}
+
+async function exportCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      format: { type: "string" },
+      out: { type: "string" },
+      "from-seq": { type: "string" },
+      "to-seq": { type: "string" },
+      from: { type: "string" },
+      to: { type: "string" },
+      "no-tool-calls": { type: "boolean", default: false },
+      "no-system": { type: "boolean", default: false },
+    },
+  });
+  const [conversationId] = positionals;
+  if (positionals.length !== 1 || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(conversationId)) {
+    throw new UsageError("export needs one conversation id (a UUID)");
+  }
+  const format = Object.values(TranscriptFormat).find((f) => f === values.format?.toLowerCase());
+  if (!format) throw new UsageError("--format must be csv or json");
+  if (!values.out) throw new UsageError("--out FILE is required");
+  const options = {
+    format,
+    fromSeq: positiveInt(values["from-seq"], "--from-seq"),
+    toSeq: positiveInt(values["to-seq"], "--to-seq"),
+    from: time(values.from, "--from"),
+    to: time(values.to, "--to"),
+    includeToolCalls: !values["no-tool-calls"],
+    includeSystem: !values["no-system"],
+  };
+  const config = loadConfig();
+  const display = progressDisplay("export", "messages");
+  const result = await withDatabase((db) =>
+    exportToFile(db.knex, config.encryption, conversationId.toLowerCase(), options, values.out!, display.update),
+  ).finally(display.stop);
+  console.log(`Exported ${result.messageCount} messages to ${values.out} (${result.fileSizeBytes} bytes, sha256 ${result.sha256})`);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -115,6 +199,10 @@ async function main(argv: string[]): Promise<void> {
       return createKey(rest);
     case "reencrypt":
       return reencrypt(rest);
+    case "export":
+      return exportCommand(rest);
+    case "discord-register":
+      return discordRegister(rest);
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }

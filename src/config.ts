@@ -59,6 +59,60 @@ export interface Config {
 
   /** Message encryption at rest; undefined stores content in plain text. */
   encryption: EncryptionConfig | undefined;
+
+  /** Conversation exports (transcripts): where the files go and when they run in the background. */
+  transcripts: TranscriptConfig;
+
+  /** The Discord adapter; undefined (off) unless DISCORD_TOKEN is set. */
+  discord: DiscordConfig | undefined;
+}
+
+export interface TranscriptConfig {
+  /** TRANSCRIPT_STORAGE. @default "disk" */
+  storage: "disk" | "s3";
+  /** Folder of the disk backend (TRANSCRIPT_DIR). @default "./data/transcripts" */
+  dir: string;
+  /** Exports of at most this many messages finish inside the request; larger ones run in the background. @default 1000 */
+  inlineMaxMessages: number;
+  /** A PENDING export whose worker gave no sign of life for this long is taken over by another server. @default 120 */
+  jobTimeoutSeconds: number;
+  /** Set when storage is "s3". */
+  s3: S3Config | undefined;
+}
+
+export interface S3Config {
+  /** S3_ENDPOINT: an S3-compatible server's URL; unset means AWS S3 itself. */
+  endpoint: string | undefined;
+  /** S3_BUCKET (required with TRANSCRIPT_STORAGE=s3). */
+  bucket: string;
+  /** S3_REGION. @default "us-east-1" */
+  region: string;
+  /** S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY; unset: the SDK's default credential chain. */
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  /** S3_FORCE_PATH_STYLE: bucket in the path rather than the host name (most S3-compatible servers). @default false */
+  forcePathStyle: boolean;
+  /** S3_PART_SIZE_MB in bytes: files larger than one part go up as a multipart upload. @default 8 MiB (at least 5) */
+  partSizeBytes: number;
+}
+
+export interface DiscordConfig {
+  /** The bot token (DISCORD_TOKEN). */
+  token: string;
+  /** The application (client) id (DISCORD_APPLICATION_ID): slash commands are registered under it. */
+  applicationId: string;
+  /** API key of the Parley service identity the adapter acts as (DISCORD_API_KEY); it needs the DISCORD origin grant. */
+  apiKey: string | undefined;
+  /** Guild for `discord:register` (DISCORD_GUILD_ID): commands there appear at once; unset registers them globally. */
+  guildId: string | undefined;
+  /**
+   * Permission a member needs for `/parley start` and `/parley stop` (DISCORD_BIND_PERMISSION): a discord.js
+   * PermissionFlagsBits name, or undefined when anyone in the channel may bind it ("none"). @default "ManageChannels"
+   */
+  bindPermission: string | undefined;
+  /** Shortest time between two edits of one streamed reply in Discord (DISCORD_EDIT_INTERVAL_MS). @default 1000 */
+  editIntervalMs: number;
+  /** Discord's REST base URL (DISCORD_API_URL), for a proxy or a test double; unset: discord.js's default. */
+  apiUrl: string | undefined;
 }
 
 export interface JwtConfig {
@@ -182,6 +236,61 @@ function encryptionConfig(env: Env): EncryptionConfig | undefined {
   return { keys, currentKeyId };
 }
 
+function s3Config(env: Env): S3Config {
+  const bucket = env.S3_BUCKET;
+  if (!bucket) throw new ConfigError("S3_BUCKET is required with TRANSCRIPT_STORAGE=s3");
+  const endpoint = env.S3_ENDPOINT || undefined;
+  if (endpoint && !/^https?:\/\/[^/]/.test(endpoint)) throw new ConfigError(`S3_ENDPOINT must be an http(s) URL, got "${endpoint}"`);
+  const accessKeyId = env.S3_ACCESS_KEY_ID || undefined;
+  const secretAccessKey = env.S3_SECRET_ACCESS_KEY || undefined;
+  if (!accessKeyId !== !secretAccessKey) throw new ConfigError("Set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither");
+  return {
+    endpoint,
+    bucket,
+    region: env.S3_REGION || "us-east-1",
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    forcePathStyle: bool(env, "S3_FORCE_PATH_STYLE", false),
+    // lib-storage (and S3) refuse parts under 5 MiB.
+    partSizeBytes: int(env, "S3_PART_SIZE_MB", 8, 5) * 1024 * 1024,
+  };
+}
+
+function transcriptConfig(env: Env): TranscriptConfig {
+  const storage = oneOf(env, "TRANSCRIPT_STORAGE", ["disk", "s3"] as const, "disk");
+  return {
+    storage,
+    dir: path.resolve(env.TRANSCRIPT_DIR || "./data/transcripts"),
+    inlineMaxMessages: int(env, "TRANSCRIPT_INLINE_MAX_MESSAGES", 1000),
+    jobTimeoutSeconds: int(env, "TRANSCRIPT_JOB_TIMEOUT_SECONDS", 120, 10),
+    s3: storage === "s3" ? s3Config(env) : undefined,
+  };
+}
+
+const SNOWFLAKE = /^\d{1,25}$/;
+
+/** DISCORD_TOKEN turns the adapter on; the other DISCORD_* settings are checked only then. */
+function discordConfig(env: Env): DiscordConfig | undefined {
+  const token = env.DISCORD_TOKEN || undefined;
+  if (!token) return undefined;
+  const applicationId = env.DISCORD_APPLICATION_ID ?? "";
+  if (!SNOWFLAKE.test(applicationId)) throw new ConfigError("DISCORD_TOKEN is set: DISCORD_APPLICATION_ID must be the application id (digits)");
+  const guildId = env.DISCORD_GUILD_ID || undefined;
+  if (guildId && !SNOWFLAKE.test(guildId)) throw new ConfigError(`DISCORD_GUILD_ID must be a guild id (digits), got "${guildId}"`);
+  const permission = env.DISCORD_BIND_PERMISSION || "ManageChannels";
+  if (!/^[A-Za-z]{2,40}$/.test(permission)) throw new ConfigError(`DISCORD_BIND_PERMISSION must be a permission name such as ManageChannels, or none; got "${permission}"`);
+  const apiUrl = env.DISCORD_API_URL || undefined;
+  if (apiUrl && !/^https?:\/\//.test(apiUrl)) throw new ConfigError("DISCORD_API_URL must be an http(s) URL");
+  return {
+    token,
+    applicationId,
+    apiKey: env.DISCORD_API_KEY || undefined,
+    guildId,
+    bindPermission: permission.toLowerCase() === "none" ? undefined : permission,
+    editIntervalMs: int(env, "DISCORD_EDIT_INTERVAL_MS", 1000, 0),
+    apiUrl,
+  };
+}
+
 /** Builds a Config from an environment (process.env by default). Throws ConfigError on bad values. */
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = oneOf(env, "NODE_ENV", ["development", "production", "test"] as const, "development");
@@ -226,6 +335,8 @@ export function loadConfig(env: Env = process.env): Config {
       maxMutationsPerOperation: int(env, "MAX_MUTATIONS_PER_OPERATION", 10, 1),
     },
     encryption: encryptionConfig(env),
+    transcripts: transcriptConfig(env),
+    discord: discordConfig(env),
   };
   if (config.defaultPageSize > config.maxPageSize) {
     throw new ConfigError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE");

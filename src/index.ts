@@ -1,12 +1,13 @@
 /**
- * Entry point of `npm start`: reads the configuration, starts the server, and shuts down cleanly on
- * SIGTERM/SIGINT (a second signal exits at once).
+ * Entry point of `npm start`: reads the configuration, starts the server (and the Discord adapter when
+ * DISCORD_TOKEN is set), and shuts down cleanly on SIGTERM/SIGINT (a second signal exits at once).
  */
 import "reflect-metadata";
 import { loadConfig, loadEnvFile } from "./config";
-import { createLogger } from "./logger";
+import { createLogger, stopOnSignals } from "./logger";
 import { startServer } from "./server/app";
 import { bootstrapAdmin } from "./modules/api-key/api-key.service";
+import { startDiscordAdapter, type DiscordAdapter } from "./discord/adapter";
 
 async function main(): Promise<void> {
   loadEnvFile();
@@ -20,25 +21,22 @@ async function main(): Promise<void> {
       console.log(`\n  Admin API key (shown only now): ${first.secret}\n`);
     }
   }
+  let discord: DiscordAdapter | undefined;
+  if (config.discord) {
+    // Set up on purpose, so a mistake (a refused key, a bad token) stops the start rather than going unnoticed.
+    discord = await startDiscordAdapter({ deps: { ...server, config } }).catch(async (error: unknown) => {
+      await server.dispose();
+      throw error;
+    });
+  }
   log.info(
-    { url: `${server.url}/graphql`, database: config.databaseUrl ? "postgres" : `pglite:${config.pgliteDir}`, env: config.nodeEnv },
+    { url: `${server.url}/graphql`, database: config.databaseUrl ? "postgres" : `pglite:${config.pgliteDir}`, env: config.nodeEnv, discord: !!discord },
     "Parley is listening",
   );
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    log.info({ signal }, "shutting down");
-    server.dispose().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  stopOnSignals(log, async () => {
+    await discord?.dispose();
+    await server.dispose();
+  });
 }
 
 main().catch((error: unknown) => {

@@ -119,6 +119,7 @@ describe("the contract of DESIGN.md", () => {
       ["conversationId", "role", "content", "requestId", "metadata", "toolCalls", "model", "promptTokens", "completionTokens", "costUsd"],
     ],
     ["MetricInput", ["clientBotId", "metricType", "data", "recordedAt"]],
+    ["CreateTranscriptInput", ["conversationId", "format", "fromSeq", "toSeq", "from", "to", "includeToolCalls", "includeSystem", "requestId"]],
   ])("has input %s with fields %j", (name, fields) => {
     expect(Object.keys(inputType(name).getFields())).toEqual(expect.arrayContaining(fields));
   });
@@ -149,6 +150,7 @@ describe("the contract of DESIGN.md", () => {
       ["deleteConversation", ["id"], "Boolean!"],
       ["addMessage", ["input"], "Message!"],
       ["recordMetrics", ["input"], "Int!"],
+      ["createTranscript", ["input"], "Transcript!"],
     ];
     for (const [name, args, returns] of shapes) {
       const field = rootField("Mutation", name);
@@ -157,6 +159,7 @@ describe("the contract of DESIGN.md", () => {
     expect(String(rootField("Mutation", "createConversation").args[0].type)).toBe("CreateConversationInput!");
     expect(String(rootField("Mutation", "addMessage").args[0].type)).toBe("AddMessageInput!");
     expect(String(rootField("Mutation", "recordMetrics").args[0].type)).toBe("[MetricInput!]!");
+    expect(String(rootField("Mutation", "createTranscript").args[0].type)).toBe("CreateTranscriptInput!");
     const update = rootField("Mutation", "updateConversation");
     expect(Object.fromEntries(update.args.map((arg) => [arg.name, String(arg.type)]))).toEqual({ id: "UUID!", input: "UpdateConversationInput!" });
   });

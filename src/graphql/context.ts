@@ -11,6 +11,7 @@ import { authenticateApiKey, isApiKey } from "../modules/api-key/api-key.service
 import type { ApiKeyCache } from "../modules/api-key/api-key.cache";
 import { looksLikeJwt, viewerForJwt, type RequestMeta } from "../modules/auth/jwt.service";
 import type { LiveHub } from "../modules/live/live.hub";
+import type { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { createLoaders, type Loaders } from "./loaders";
 import { UnauthenticatedError } from "./errors";
 
@@ -26,6 +27,8 @@ export interface Context {
   live?: LiveHub;
   /** This process's authenticated keys; a change of access clears it (see api-key.cache.ts). */
   apiKeyCache?: ApiKeyCache;
+  /** Transcript exports and their storage; absent outside a running server. */
+  transcripts?: TranscriptJobs;
 }
 
 export interface ContextDeps {
@@ -34,6 +37,7 @@ export interface ContextDeps {
   log: Logger;
   live?: LiveHub;
   apiKeyCache?: ApiKeyCache;
+  transcripts?: TranscriptJobs;
 }
 
 export interface ContextInput {
@@ -82,6 +86,7 @@ export function contextFor(deps: ContextDeps, viewer: Viewer | null, extra: { re
     ip: extra.ip ?? null,
     live: deps.live,
     apiKeyCache: deps.apiKeyCache,
+    transcripts: deps.transcripts,
   };
 }
 

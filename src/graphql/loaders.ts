@@ -2,17 +2,28 @@
  * Per-request DataLoaders: every relation and per-parent field of the schema resolves through one of these,
  * so a list of N parents costs one batched statement per relation, not N. A new set is made for every
  * request (and every subscription event), so nothing cached outlives the permissions it was read with.
+ * test/api/n-plus-one.test.ts counts the statements of each relation for few and many parents.
  */
 import DataLoader from "dataloader";
 import type { Knex } from "knex";
 import { User } from "../modules/user/user.model";
 import { Conversation } from "../modules/conversation/conversation.model";
 import { Message } from "../modules/message/message.model";
+import { Transcript } from "../modules/transcript/transcript.model";
 import { messagePageBatch, type MessagePageKey } from "../modules/message/message.loaders";
 import { loadGrantSets } from "../modules/access/access.service";
 import type { GrantSet } from "../modules/access/grant.model";
 import { streamedTexts, type StreamedText } from "../modules/message/stream.service";
 import type { EncryptionConfig } from "../config";
+import type { DiscordPost } from "../modules/discord/discord.model";
+import { discordPostsByMessageId } from "../modules/discord/discord.loaders";
+
+/** Groups rows by key, aligned to keys (an empty list for a key without rows), keeping the rows' order. */
+export function mapToMany<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): V[][] {
+  const byKey = new Map<K, V[]>(keys.map((key) => [key, []]));
+  for (const row of rows) byKey.get(keyOf(row))?.push(row);
+  return keys.map((key) => byKey.get(key)!);
+}
 
 /** Aligns rows to keys (DataLoader requires one result per key, in key order). */
 export function mapTo<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): (V | undefined)[] {
@@ -30,6 +41,14 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
     userById: byIdLoader<User>((ids) => User.query(knex).findByIds(ids as string[])),
     conversationById: byIdLoader<Conversation>((ids) => Conversation.query(knex).findByIds(ids as string[])),
     messageById: byIdLoader<Message>((ids) => Message.query(knex).findByIds(ids as string[])),
+    transcriptById: byIdLoader<Transcript>((ids) => Transcript.query(knex).findByIds(ids as string[])),
+    /** Each conversation's transcripts, newest first. */
+    transcriptsByConversationId: new DataLoader<string, Transcript[]>(async (ids) => {
+      const rows = await Transcript.query(knex)
+        .whereIn("conversationId", ids as string[])
+        .orderBy([{ column: "createdAt", order: "desc" }, { column: "id", order: "desc" }]);
+      return mapToMany(ids, rows, (row) => row.conversationId);
+    }),
     /** The newest message of each conversation, found through conversations.last_seq and the (conversation_id, seq) index. */
     lastMessageByConversationId: new DataLoader<string, Message | undefined>(async (ids) => {
       const rows = await Message.query(knex)
@@ -50,6 +69,8 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
     messagePage: new DataLoader<MessagePageKey, Message[], string>((keys) => messagePageBatch(knex, keys), {
       cacheKeyFn: (key) => `${key.conversationId}:${key.direction}:${key.limit}:${key.cursorSeq ?? ""}`,
     }),
+    /** What the Discord adapter posted of each assistant message. */
+    discordPostByMessageId: new DataLoader<string, DiscordPost | undefined>((ids) => discordPostsByMessageId(knex, ids)),
   };
 }
 

@@ -9,13 +9,14 @@ import { DateTimeResolver } from "graphql-scalars";
 import { UserResolver } from "../modules/user/user.resolver";
 import { ConversationResolver } from "../modules/conversation/conversation.resolver";
 import { MessageResolver } from "../modules/message/message.resolver";
-import { TranscriptResolver } from "../modules/transcript/transcript.resolver";
+import { ConversationTranscriptsResolver, TranscriptResolver } from "../modules/transcript/transcript.resolver";
 import { MetricResolver } from "../modules/metric/metric.resolver";
 import { ApiKeyResolver } from "../modules/api-key/api-key.resolver";
 import { ServiceGrantResolver } from "../modules/access/grant.resolver";
 import { AuditLogResolver } from "../modules/audit/audit.resolver";
 import { SystemConfigResolver } from "../modules/system/system-config.resolver";
 import { LiveResolver } from "../modules/live/live.resolver";
+import { DiscordMessageResolver, DiscordResolver } from "../modules/discord/discord.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
@@ -24,12 +25,15 @@ const resolvers = [
   ConversationResolver,
   MessageResolver,
   TranscriptResolver,
+  ConversationTranscriptsResolver,
   MetricResolver,
   ApiKeyResolver,
   ServiceGrantResolver,
   AuditLogResolver,
   SystemConfigResolver,
   LiveResolver,
+  DiscordResolver,
+  DiscordMessageResolver,
 ] as const;
 
 /**

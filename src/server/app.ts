@@ -15,12 +15,13 @@ import { ApiKeyCache } from "../modules/api-key/api-key.cache";
 import { ACCESS_CHANNEL, createNotificationListener, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
 import { failStaleStreams } from "../modules/message/stream.service";
+import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { createLogger } from "../logger";
 import { createSchema } from "../graphql/schema";
 import type { Context } from "../graphql/context";
 import { createApollo } from "./apollo";
 import { createHttpHandler } from "./http";
-import { createRateLimiter } from "./rate-limit";
+import { createRateLimiter, type RateLimiter } from "./rate-limit";
 import { attachWebSocketServer } from "./ws";
 
 export interface RunningServer {
@@ -33,6 +34,10 @@ export interface RunningServer {
   log: Logger;
   /** Live event streams of this process. */
   live: LiveHub;
+  /** Transcript exports of this process and their storage. */
+  transcripts: TranscriptJobs;
+  /** The request budgets; in-process transports (the Discord adapter) count against them too. */
+  rateLimiter: RateLimiter;
   dispose(): Promise<void>;
 }
 
@@ -47,6 +52,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
   const db = givenDb ?? createDatabase(config);
   const rateLimiter = createRateLimiter(config, db, log);
   let listener: NotificationListener | undefined;
+  let transcripts: TranscriptJobs | undefined;
   try {
     if (config.migrateOnStart) {
       const applied = await db.migrate();
@@ -66,7 +72,9 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     // Emptied on every access change anywhere, and after the LISTEN connection was lost (changes may have gone unheard).
     listener.on(ACCESS_CHANNEL, () => apiKeyCache.clear());
     listener.onReconnect(() => apiKeyCache.clear());
-    const deps = { config, db, log, rateLimiter, listener, live, apiKeyCache };
+    transcripts = new TranscriptJobs(db.knex, config, log);
+    transcripts.start();
+    const deps = { config, db, log, rateLimiter, listener, live, apiKeyCache, transcripts };
     const ws = attachWebSocketServer(httpServer, schema, deps);
     const apollo = createApollo(schema, config, [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceSeconds * 1000 }),
@@ -91,10 +99,13 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       db,
       log,
       live,
+      transcripts,
+      rateLimiter,
       dispose: () =>
         (disposing ??= (async () => {
           await apollo.stop();
           clearInterval(sweep);
+          await transcripts!.dispose();
           live.dispose();
           await listener!.dispose();
           rateLimiter.dispose();
@@ -102,6 +113,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
         })()),
     };
   } catch (error) {
+    await transcripts?.dispose();
     await listener?.dispose();
     rateLimiter.dispose();
     if (!givenDb) await db.close();

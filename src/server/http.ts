@@ -10,6 +10,7 @@ import type { Context, ContextDeps } from "../graphql/context";
 import { createContext } from "../graphql/context";
 import { AppError, ErrorCode } from "../graphql/errors";
 import { applyCors } from "./cors";
+import { DOWNLOAD_PATH, serveTranscript } from "./download";
 import type { RateLimiter } from "./rate-limit";
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -72,8 +73,25 @@ export interface HttpHandlerDeps extends ContextDeps {
   rateLimiter: RateLimiter;
 }
 
+/**
+ * The context of an HTTP request. Every request counts against its address (also when its token turns out
+ * to be invalid) and against its token; over either budget it is refused with 429 before anything runs.
+ */
+export async function requestContext(deps: HttpHandlerDeps, req: http.IncomingMessage, requestId: string): Promise<Context> {
+  const ip = req.socket.remoteAddress ?? null;
+  let context;
+  try {
+    context = await createContext(deps, { authorization: req.headers.authorization, requestId, ip });
+  } catch (error) {
+    await deps.rateLimiter.consume(ip, null); // an invalid token still costs its address budget
+    throw error;
+  }
+  await deps.rateLimiter.consume(ip, context.viewer); // address and token together, in one statement
+  return context;
+}
+
 export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
-  const { apollo, config, db, log, rateLimiter } = deps;
+  const { apollo, config, db, log } = deps;
   return async (req, res) => {
     const started = process.hrtime.bigint();
     const header = req.headers["x-request-id"];
@@ -90,6 +108,11 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
         const ready = await db.isReady();
         return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "unavailable" });
       }
+      const download = DOWNLOAD_PATH.exec(url.pathname);
+      if (download) {
+        applyCors(req, res, config.corsOrigins, req.method === "OPTIONS");
+        return await serveTranscript(req, res, download[1], () => requestContext(deps, req, requestId), log.child({ requestId }));
+      }
       if (url.pathname !== "/graphql") throw new HttpError(404, ErrorCode.NOT_FOUND, "Not found");
       applyCors(req, res, config.corsOrigins, req.method === "OPTIONS");
       if (req.method === "OPTIONS") {
@@ -105,20 +128,7 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
       }
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
-        // Every request counts against its address (also when its token turns out to be invalid) and its
-        // token, together in one statement; over either budget it is refused with 429 before anything runs.
-        context: async () => {
-          const ip = req.socket.remoteAddress ?? null;
-          let context;
-          try {
-            context = await createContext(deps, { authorization: req.headers.authorization, requestId, ip });
-          } catch (error) {
-            await rateLimiter.consume(ip, null);
-            throw error;
-          }
-          await rateLimiter.consume(ip, context.viewer);
-          return context;
-        },
+        context: () => requestContext(deps, req, requestId),
       });
       for (const [name, value] of response.headers) res.setHeader(name, value);
       res.statusCode = response.status ?? 200;

@@ -11,13 +11,13 @@ import { WebSocketServer } from "ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Context as WsContext, SubscribePayload } from "graphql-ws";
 import type { Extra } from "graphql-ws/use/ws";
-import { GraphQLError, getOperationAST, getVariableValues, parse, validate, type ExecutionArgs, type GraphQLSchema } from "graphql";
+import { GraphQLError, type ExecutionArgs, type GraphQLSchema } from "graphql";
 import type { ContextDeps } from "../graphql/context";
 import { ACCESS_CHANNEL, type NotificationListener } from "../db/notifications";
 import { contextFor, resolveViewer } from "../graphql/context";
-import { AppError, ErrorCode, TooManySubscriptionsError, UnauthenticatedError, makeFormatError } from "../graphql/errors";
+import { AppError, TooManySubscriptionsError, UnauthenticatedError } from "../graphql/errors";
 import type { Viewer } from "../modules/user/viewer";
-import { checkQueryLimits, queryParseOptions } from "./query-limits";
+import { prepareOperation, transportErrorFormatter } from "./operation";
 import type { RateLimiter } from "./rate-limit";
 
 type ConnectionState = Record<PropertyKey, unknown> & {
@@ -28,11 +28,6 @@ type ConnectionState = Record<PropertyKey, unknown> & {
   operations?: Set<string>;
 };
 type Connection = WsContext<Record<string, unknown> | undefined, Extra & Partial<ConnectionState>>;
-
-/** The error with an extensions.code, as Apollo gives the same error over HTTP. */
-function withCode(error: GraphQLError, code: string): GraphQLError {
-  return new GraphQLError(error.message, { source: error.source, positions: error.positions, extensions: { ...error.extensions, code } });
-}
 
 /** graphql-ws's own close code for a refused connection_init; used for lost access too. */
 const FORBIDDEN = 4403;
@@ -45,11 +40,7 @@ export interface WebSocketDeps extends ContextDeps {
 export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSchema, deps: WebSocketDeps) {
   const { config, rateLimiter, listener } = deps;
   const maxOperations = config.limits.maxSubscriptionsPerConnection;
-  const format = makeFormatError({
-    exposeDetails: false,
-    onInternalError: (error) => deps.log.error({ err: error }, "graphql-ws operation failed"),
-  });
-  const formatError = (error: GraphQLError) => format(error.toJSON(), error);
+  const formatError = transportErrorFormatter(deps.log, "graphql-ws operation failed");
   /** Acknowledged connections, for closing those an access change concerns. */
   const open = new Set<Connection>();
 
@@ -98,22 +89,7 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
       return [new UnauthenticatedError("Invalid or revoked token")];
     }
     await rateLimiter.consume(ctx.extra.request.socket.remoteAddress ?? null, ctx.extra.viewer ?? null);
-    let document;
-    try {
-      document = parse(payload.query, queryParseOptions(config));
-    } catch (error) {
-      if (error instanceof GraphQLError) return [withCode(error, "GRAPHQL_PARSE_FAILED")]; // syntax errors, too many tokens
-      throw error;
-    }
-    const errors = validate(schema, document);
-    if (errors.length) return errors.map((error) => withCode(error, "GRAPHQL_VALIDATION_FAILED"));
-    const operation = getOperationAST(document, payload.operationName);
-    if (!operation) return [new GraphQLError("Could not determine which operation to run", { extensions: { code: "OPERATION_RESOLUTION_FAILURE" } })];
-    // Checked here rather than left to execute(), which would report them without a code.
-    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {});
-    if (coerced.errors) return coerced.errors.map((error) => withCode(error, ErrorCode.BAD_USER_INPUT));
-    checkQueryLimits({ schema, document, operation, variables: payload.variables }, config);
-    return { schema, document, operationName: payload.operationName, variableValues: payload.variables };
+    return prepareOperation(schema, config, payload);
   }
 
   const wsServer = new WebSocketServer({ server: httpServer, path: "/graphql", maxPayload: deps.config.maxBodyBytes });

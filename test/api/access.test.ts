@@ -552,14 +552,29 @@ describe("createConversation for another user (ownerId)", () => {
 
 describe("addMessage actAs", () => {
   let adapter: TestUser;
-  let member: TestUser;
+  let member: { user: { id: string }; token: string }; // a Discord user (upserted by the adapter) with a key of their own
   let conversationId: string;
 
   beforeAll(async () => {
     adapter = await app.makeUser(Role.SERVICE, "relay");
     await app.grant(adapter, { origin: "discord" });
-    member = await app.makeUser(Role.MEMBER, "Speaker");
+    const { upsertDiscordUser } = await app.ok(UPSERT_DISCORD, { discordId: snowflake(), name: "Speaker" }, adapter.token);
+    member = { user: { id: upsertDiscordUser.id }, token: (await newKey(admin.token, { userId: upsertDiscordUser.id })).key };
     conversationId = (await conversationOf(adapter.token, { origin: "DISCORD", ownerId: member.user.id })).id;
+  });
+
+  it("in a DISCORD conversation a service acts only for Discord users: a web member or an admin is FORBIDDEN", async () => {
+    const web = await app.makeUser(Role.MEMBER, "web only");
+    const before = await messageCount();
+    for (const user of [web.user.id, admin.user.id]) {
+      expect(await app.errorCode(ADD_MESSAGE, { input: { conversationId, content: "as them", actAs: user } }, adapter.token)).toBe("FORBIDDEN");
+      const input = { origin: "DISCORD", ownerId: user, title: "theirs now" };
+      expect(await app.errorCode(CREATE_CONVERSATION, { input }, adapter.token)).toBe("FORBIDDEN");
+    }
+    expect(await messageCount()).toBe(before);
+    // An admin may still act for anyone (they can do everything anyway).
+    const { addMessage } = await app.ok(ADD_MESSAGE, { input: { conversationId, content: "by an admin, as a web member", actAs: web.user.id } }, admin.token);
+    expect(addMessage.author).toEqual({ id: web.user.id });
   });
 
   const messageCount = async () => (await app.ok(READ_CONVERSATION, { id: conversationId }, admin.token)).conversation.messageCount as number;

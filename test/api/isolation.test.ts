@@ -64,6 +64,10 @@ const cases: Record<string, () => Promise<void>> = {
   },
   "Query.message": () => refusedWithoutEffect(`query($id: UUID!) { message(id: $id) { id content } }`, { id: messageId }),
   "Query.transcript": () => refusedWithoutEffect(`query($id: UUID!) { transcript(id: $id) { id } }`, { id: transcriptId }),
+  "Mutation.createTranscript": async () => {
+    await refusedWithoutEffect(`mutation($id: UUID!) { createTranscript(input: { conversationId: $id, format: CSV }) { id } }`, { id: conversationId });
+    expect(await app.database.db.knex("transcripts").where({ conversationId }).select("createdBy")).toEqual([{ createdBy: alice.user.id }]);
+  },
   "Query.metrics": () => refusedWithoutEffect(`{ metrics { totalCount } }`, {}, "FORBIDDEN"),
   "Mutation.createConversation": async () => {
     const { createConversation } = await app.ok(`mutation { createConversation(input: { title: "mine" }) { owner { id } } }`, {}, bob.token);
@@ -149,6 +153,15 @@ const cases: Record<string, () => Promise<void>> = {
     }
   },
   "Mutation.setSystemConfig": () => refusedWithoutEffect(`mutation { setSystemConfig(key: "x", value: 1) { key } }`, {}, "FORBIDDEN"),
+  // The Discord adapter's fields: FORBIDDEN for everyone but admins and services granted DISCORD.
+  "Query.discordBinding": () => refusedWithoutEffect(`{ discordBinding(channelId: "123") { channelId } }`, {}, "FORBIDDEN"),
+  "Query.discordBindings": () => refusedWithoutEffect(`{ discordBindings { totalCount } }`, {}, "FORBIDDEN"),
+  "Mutation.recordDiscordPost": () =>
+    refusedWithoutEffect(`mutation($m: UUID!) { recordDiscordPost(input: { messageId: $m, discordMessageIds: ["1"], status: POSTED }) { status } }`, { m: messageId }, "FORBIDDEN"),
+  "Mutation.recordDiscordEdit": () =>
+    refusedWithoutEffect(`mutation($c: UUID!) { recordDiscordEdit(input: { conversationId: $c, discordMessageId: "1", content: "pwned" }) { id } }`, { c: conversationId }, "FORBIDDEN"),
+  "Mutation.recordDiscordDeletion": () =>
+    refusedWithoutEffect(`mutation($c: UUID!) { recordDiscordDeletion(input: { conversationId: $c, discordMessageId: "1" }) { id } }`, { c: conversationId }, "FORBIDDEN"),
 };
 
 beforeAll(async () => {
@@ -164,11 +177,13 @@ beforeAll(async () => {
     alice.token,
   );
   messageId = addMessage.id;
-  const [transcript] = await app.database.db
-    .knex("transcripts")
-    .insert({ conversationId, format: "json", status: "ready", createdBy: alice.user.id })
-    .returning("id");
-  transcriptId = transcript.id;
+  const { createTranscript } = await app.ok(
+    `mutation($id: UUID!) { createTranscript(input: { conversationId: $id, format: JSON }) { id status } }`,
+    { id: conversationId },
+    alice.token,
+  );
+  expect(createTranscript.status).toBe("READY");
+  transcriptId = createTranscript.id;
 });
 afterAll(() => app.dispose());
 
@@ -184,6 +199,21 @@ describe("isolation between members", () => {
 
   it.each(Object.keys(cases))("%s does not reach another member's data", async (field) => {
     await cases[field]();
+  });
+
+  it("GET /transcripts/:id/download answers an outsider 404, exactly like an unknown id", async () => {
+    const get = (id: string, token: string) => fetch(`${app.url}/transcripts/${id}/download`, { headers: { authorization: `Bearer ${token}` } });
+    const [outsider, unknown, owner] = await Promise.all([
+      get(transcriptId, bob.token),
+      get("00000000-0000-4000-8000-000000000000", bob.token),
+      get(transcriptId, alice.token),
+    ]);
+    expect(outsider.status).toBe(404);
+    const body = await outsider.text();
+    expect(body).toBe(await unknown.text());
+    expect(body).not.toContain("my secret");
+    expect(owner.status).toBe(200);
+    expect(await owner.text()).toContain("my secret");
   });
 
   it("a service sees only the metrics it recorded", async () => {
@@ -219,6 +249,22 @@ describe("isolation from services", () => {
     expect((await read(other, worker.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
     const actAs = await write(conversationId, worker.token, `, actAs: "${alice.user.id}"`);
     expect(actAs.body.errors?.[0].extensions?.code).toBe("FORBIDDEN");
+  });
+
+  it("with the DISCORD grant reaches no web conversation, through the Discord adapter's fields either", async () => {
+    const adapter = await app.makeUser(Role.SERVICE, "discord adapter");
+    await app.grant(adapter, { origin: "discord" });
+    expect((await read(conversationId, adapter.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    expect((await app.gql(`query($m: UUID!) { message(id: $m) { discordPost { status } } }`, { m: messageId }, adapter.token)).body.errors?.[0].extensions?.code).toBe(
+      "NOT_FOUND",
+    );
+    const post = `mutation($m: UUID!) { recordDiscordPost(input: { messageId: $m, discordMessageIds: [], status: POSTED }) { status } }`;
+    expect((await app.gql(post, { m: messageId }, adapter.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    const edit = `mutation($c: UUID!) { recordDiscordEdit(input: { conversationId: $c, discordMessageId: "1", content: "x" }) { id } }`;
+    expect((await app.gql(edit, { c: conversationId }, adapter.token)).body.errors?.[0].extensions?.code).toBe("NOT_FOUND");
+    const { discordBindings } = await app.ok(`{ discordBindings { edges { node { conversation { id } } } } }`, {}, adapter.token);
+    expect(JSON.stringify(discordBindings)).not.toContain(conversationId);
+    expect(await app.database.db.knex("discord_posts").where({ messageId }).first()).toBeUndefined();
   });
 
   it("with an origin grant reaches that origin's conversations and writes as their users, recording itself as sender", async () => {

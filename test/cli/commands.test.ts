@@ -5,16 +5,18 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { parse } from "csv-parse/sync";
 import { createDatabase } from "../../src/db/database";
 import { authenticateApiKey } from "../../src/modules/api-key/api-key.service";
 import { Role } from "../../src/modules/user/role.enum";
 import { createEmptyDatabase, testConfig, testDbKind, type TestDatabase } from "../helpers/db";
 import { knexCli, parleyCli } from "../helpers/cli";
+import { HOSTILE_TEXTS, neutralised } from "../helpers/transcripts";
 import { MIGRATIONS_DIR } from "../../src/db/migration-source";
 
 const MIGRATIONS = fs.readdirSync(MIGRATIONS_DIR).filter((file) => /\.(ts|js)$/.test(file) && !file.endsWith(".d.ts")).length;
 /** The application's tables (test/db/migrations.test.ts names them). */
-const TABLES = 12;
+const TABLES = 13;
 
 /** The database these commands target: an empty PostgreSQL database, or a PGlite folder in a temp dir. */
 let target: { env: Record<string, string>; database?: TestDatabase; dir?: string };
@@ -91,6 +93,62 @@ describe("npm run cli -- create-key", () => {
     const result = await parleyCli(["create-key", "--role", "root", "--name", "x"], target.env);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain("--role must be admin, service or member");
+  });
+});
+
+describe("npm run cli -- export", () => {
+  let conversationId: string;
+  let out: string;
+  let contents: string[];
+
+  beforeAll(async () => {
+    out = fs.mkdtempSync(path.join(os.tmpdir(), "parley-export-"));
+    const db = openTarget();
+    try {
+      await db.migrate();
+      const [user] = await db.knex("users").insert({ displayName: "exporter" }).returning("id");
+      const [conversation] = await db.knex("conversations").insert({ ownerId: user.id, title: "cli" }).returning("id");
+      conversationId = conversation.id;
+      contents = [...HOSTILE_TEXTS, "x".repeat(50_000)];
+      // 2,500 more plain messages: the export reads several pages.
+      for (let i = 0; i < 2500; i++) contents.push(`plain ${i}`);
+      const rows = contents.map((content, i) => ({ conversationId, seq: i + 1, role: "user", content, authorId: user.id }));
+      for (let i = 0; i < rows.length; i += 500) await db.knex("messages").insert(rows.slice(i, i + 500));
+      await db.knex("conversations").where({ id: conversationId }).update({ lastSeq: rows.length, messageCount: rows.length });
+    } finally {
+      await db.close();
+    }
+  });
+  afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  it("writes a CSV the API would write, with progress on stderr", async () => {
+    const file = path.join(out, "conversation.csv");
+    const result = await parleyCli(["export", conversationId, "--format", "csv", "--out", file], target.env);
+    expect(result).toMatchObject({ code: 0 });
+    expect(result.stdout).toContain(`Exported ${contents.length} messages to ${file}`);
+    expect(result.stderr).toContain(`export: ${contents.length}/${contents.length} messages (100%)`);
+    const records: string[][] = parse(fs.readFileSync(file));
+    expect(records[0][8]).toBe("content");
+    expect(records.slice(1).map((record) => record[8])).toEqual(contents.map(neutralised));
+    expect(records.slice(1).map((record) => Number(record[1]))).toEqual(contents.map((_, i) => i + 1));
+  });
+
+  it("writes JSON for a range, and refuses bad arguments without writing anything", async () => {
+    const file = path.join(out, "range.json");
+    const result = await parleyCli(["export", conversationId, "--format", "json", "--out", file, "--from-seq", "3", "--to-seq", "12"], target.env);
+    expect(result.code).toBe(0);
+    const document = JSON.parse(fs.readFileSync(file, "utf8"));
+    expect(document.messages.map((m: { content: string }) => m.content)).toEqual(contents.slice(2, 12));
+    expect(document.transcript).toMatchObject({ id: null, fromSeq: 3, toSeq: 12 });
+
+    const bad = path.join(out, "bad.csv");
+    const refused = await parleyCli(["export", conversationId, "--format", "xml", "--out", bad], target.env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("--format must be csv or json");
+    const unknown = await parleyCli(["export", "00000000-0000-4000-8000-000000000000", "--format", "csv", "--out", bad], target.env);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain("No conversation 00000000-0000-4000-8000-000000000000");
+    expect(fs.readdirSync(out).sort()).toEqual(["conversation.csv", "range.json"]);
   });
 });
 

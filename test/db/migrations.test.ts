@@ -13,6 +13,7 @@ const APP_TABLES = [
   "audit_logs",
   "backup_logs",
   "conversations",
+  "discord_posts",
   "message_chunks",
   "messages",
   "metrics",
@@ -317,6 +318,24 @@ describe("the migrated schema", () => {
       await expect(knex("backup_logs").insert({ backupType: "full", status: "in_progress" })).resolves.toBeDefined();
     });
 
+    it("keeps a transcript's requestId unique per creator, its range ordered, and READY rows complete", async () => {
+      const [alice, bob] = [await makeUser(), await makeUser()];
+      const conversation = await makeConversation(alice);
+      const transcript = (fields: Record<string, unknown>) => knex("transcripts").insert({ conversationId: conversation, format: "csv", ...fields });
+      await transcript({ createdBy: alice, requestId: "r1" });
+      expect(await sqlState(transcript({ createdBy: alice, requestId: "r1" }))).toBe(UNIQUE_VIOLATION);
+      await expect(transcript({ createdBy: bob, requestId: "r1" })).resolves.toBeDefined();
+      await expect(transcript({ createdBy: alice, requestId: null })).resolves.toBeDefined();
+      await expect(transcript({ createdBy: alice, requestId: null })).resolves.toBeDefined();
+      expect(await sqlState(transcript({ fromSeq: 5, toSeq: 4 }))).toBe(CHECK_VIOLATION);
+      expect(await sqlState(transcript({ fromSeq: 0 }))).toBe(CHECK_VIOLATION);
+      const noon = new Date("2026-01-01T12:00:00Z");
+      expect(await sqlState(transcript({ fromTime: noon, toTime: noon }))).toBe(CHECK_VIOLATION);
+      await expect(transcript({ fromSeq: 50 })).resolves.toBeDefined();
+      expect(await sqlState(transcript({ status: "ready" }))).toBe(CHECK_VIOLATION);
+      await expect(transcript({ status: "ready", storageKey: "k", sha256: "00", fileSizeBytes: 1, messageCount: 0 })).resolves.toBeDefined();
+    });
+
     it("keeps seq unique per conversation, but not across conversations", async () => {
       const owner = await makeUser();
       const first = await makeConversation(owner);
@@ -388,7 +407,7 @@ describe("the migrated schema", () => {
         expect({ table: name, triggers: triggers.length }).toEqual({ table: name, triggers: 1 });
       }
       expect(tables.map((t) => t.name).sort()).toEqual(
-        ["api_keys", "backup_logs", "conversations", "messages", "system_configs", "transcripts", "users"].sort(),
+        ["api_keys", "backup_logs", "conversations", "discord_posts", "messages", "system_configs", "transcripts", "users"].sort(),
       );
     });
 

@@ -4,6 +4,9 @@
  * pglite → an in-memory PGlite (nothing is left on disk).
  */
 import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import knexFactory from "knex";
 import { loadConfig, type Config, type Env } from "../../src/config";
 import { createDatabase, type Database } from "../../src/db/database";
@@ -23,6 +26,10 @@ function adminUrl(): string {
   return url;
 }
 
+/** Transcript files of this test process, unless a test names its own folder; removed when the process ends. */
+const TRANSCRIPT_DIR = path.join(os.tmpdir(), `parley-test-transcripts-${process.pid}`);
+process.once("exit", () => fs.rmSync(TRANSCRIPT_DIR, { recursive: true, force: true }));
+
 /** Settings for tests: quiet logs, an ephemeral port; `env` overrides anything. */
 export function testConfig(databaseUrl: string | undefined, env: Env = {}): Config {
   return loadConfig({
@@ -32,6 +39,7 @@ export function testConfig(databaseUrl: string | undefined, env: Env = {}): Conf
     HOST: "127.0.0.1",
     // Suites send hundreds of requests from one address; the rate-limit tests turn it back on.
     RATE_LIMIT_ENABLED: "false",
+    TRANSCRIPT_DIR,
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { PGLITE_DIR: "memory://" }),
     ...env,
   });

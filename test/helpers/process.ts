@@ -16,35 +16,54 @@ export interface ServerProcess {
  * Starts the server with `env` (PORT 0: any free port) and resolves once it listens. `nodeArgs` go to node
  * itself (the benchmarks' --cpu-prof, which NODE_OPTIONS does not accept).
  */
-export function startServerProcess(env: Record<string, string>, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, "-r", "@swc-node/register", path.join(ROOT, "src/index.ts")], {
+export async function startServerProcess(env: Record<string, string>, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<ServerProcess> {
+  // pino writes one JSON object per line; the start line carries the URL.
+  const started = await startProcess("src/index.ts", env, /"url":"(http:\/\/[^"]+)\/graphql"[^\n]*"msg":"Parley is listening"/, timeoutMs, nodeArgs);
+  return { url: started.match[1], child: started.child, stop: async () => void (await started.stop()) };
+}
+
+export interface StartedProcess {
+  child: ChildProcess;
+  /** The match of `ready` in the output. */
+  match: RegExpExecArray;
+  /** Everything the process wrote so far (stdout and stderr). */
+  output(): string;
+  /** SIGTERM; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Runs a TypeScript entry of the project (as the npm scripts do, through swc-node) with `env` on top of a
+ * clean environment, and resolves once its output matches `ready`.
+ */
+export function startProcess(entry: string, env: Record<string, string>, ready: RegExp, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<StartedProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "-r", "@swc-node/register", path.join(ROOT, entry)], {
     cwd: ROOT,
     env: { ...cleanEnv(), HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once("exit", () => resolve());
-      child.kill("SIGTERM");
-    });
+  let output = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    return exited;
+  };
   return new Promise((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => fail(new Error(`the server did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const timer = setTimeout(() => fail(new Error(`${entry} was not ready within ${timeoutMs} ms:\n${output}`)), timeoutMs);
     const fail = (error: Error) => {
       clearTimeout(timer);
       void stop().then(() => reject(error));
     };
-    child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stdout!.on("data", (chunk: Buffer) => {
+    const onOutput = (chunk: Buffer) => {
       output += chunk.toString();
-      // pino writes one JSON object per line; the start line carries the URL.
-      const match = /"url":"(http:\/\/[^"]+)\/graphql"[^\n]*"msg":"Parley is listening"/.exec(output);
+      const match = ready.exec(output);
       if (match) {
         clearTimeout(timer);
-        resolve({ url: match[1], child, stop });
+        resolve({ child, match, output: () => output, stop });
       }
-    });
-    child.once("exit", (code) => fail(new Error(`the server exited with ${code}:\n${output}`)));
+    };
+    child.stderr!.on("data", onOutput);
+    child.stdout!.on("data", onOutput);
+    void exited.then((code) => fail(new Error(`${entry} exited with ${code}:\n${output}`)));
   });
 }

@@ -704,6 +704,7 @@ describe("invalid UUIDs", () => {
     ["auditLogs(filter.actorId)", "query($v: UUID) { auditLogs(filter: { actorId: $v }) { totalCount } }", () => admin.token],
     ["createConversation(input.ownerId)", "mutation($v: UUID) { createConversation(input: { ownerId: $v }) { id } }", () => admin.token],
     ["addMessage(input.conversationId)", `mutation($v: UUID!) { addMessage(input: { conversationId: $v, content: "x" }) { id } }`, () => member.token],
+    ["createTranscript(input.conversationId)", "mutation($v: UUID!) { createTranscript(input: { conversationId: $v, format: CSV }) { id } }", () => member.token],
     ["addMessage(input.actAs)", `mutation($v: UUID, $c: UUID!) { addMessage(input: { conversationId: $c, content: "x", actAs: $v }) { id } }`, () => admin.token],
     ["grantService(input.serviceId)", "mutation($v: UUID!) { grantService(input: { serviceId: $v, origin: WEB }) { id } }", () => admin.token],
     ["grantService(input.conversationId)", "mutation($v: UUID, $s: UUID!) { grantService(input: { serviceId: $s, conversationId: $v }) { id } }", () => admin.token],
@@ -740,6 +741,7 @@ describe("invalid UUIDs", () => {
   it.each([
     ["conversation(id)", "query($v: UUID!) { conversation(id: $v) { id } }", () => member.token],
     ["addMessage(input.conversationId)", `mutation($v: UUID!) { addMessage(input: { conversationId: $v, content: "x" }) { id } }`, () => member.token],
+    ["createTranscript(input.conversationId)", "mutation($v: UUID!) { createTranscript(input: { conversationId: $v, format: CSV }) { id } }", () => member.token],
     ["revokeServiceGrant(id)", "mutation($v: UUID!) { revokeServiceGrant(id: $v) }", () => admin.token],
   ])("refuses a UUID with a stray closing brace in %s with 400 BAD_USER_INPUT", (_where, query, token) =>
     leavesNoTrace(app, member, async () => {
@@ -809,6 +811,16 @@ describe("SQL and JSON injection in string arguments", () => {
       const again = (await okData(query, { c: conversationId, r: payload }, member.token)).addMessage;
       expect(again.id).toBe(first.id);
       return first.requestId;
+    }));
+
+  it("createTranscript(input.requestId) stores every payload as it is, and a retry with it creates nothing", () =>
+    expectRoundTrip("transcripts", PAYLOADS, async (payload) => {
+      const query = `mutation($c: UUID!, $r: String) { createTranscript(input: { conversationId: $c, format: CSV, toSeq: 1, requestId: $r }) { id requestId } }`;
+      const first = (await okData(query, { c: conversationId, r: payload }, member.token)).createTranscript;
+      const again = (await okData(query, { c: conversationId, r: payload }, member.token)).createTranscript;
+      expect(again.id).toBe(first.id);
+      const { transcript } = await okData("query($id: UUID!) { transcript(id: $id) { requestId } }", { id: first.id }, member.token);
+      return transcript.requestId;
     }));
 
   it("addMessage(input.model) stores every payload as it is", () =>
@@ -957,6 +969,7 @@ describe("SQL and JSON injection in string arguments", () => {
     ["addMessage(input.content)", `mutation($s: String!, $c: UUID!) { addMessage(input: { conversationId: $c, content: $s }) { id } }`, () => member.token],
     ["addMessage(input.requestId)", `mutation($s: String, $c: UUID!) { addMessage(input: { conversationId: $c, content: "x", requestId: $s }) { id } }`, () => member.token],
     ["addMessage(input.model)", `mutation($s: String, $c: UUID!) { addMessage(input: { conversationId: $c, content: "x", model: $s }) { id } }`, () => member.token],
+    ["createTranscript(input.requestId)", `mutation($s: String, $c: UUID!) { createTranscript(input: { conversationId: $c, format: JSON, requestId: $s }) { id } }`, () => member.token],
     ["addMessage(input.metadata)", `mutation($j: JSON, $c: UUID!) { addMessage(input: { conversationId: $c, content: "x", metadata: $j }) { id } }`, () => member.token],
     ["createApiKey(name)", `mutation($s: String!) { createApiKey(name: $s) { id } }`, () => member.token],
     ["createUser(input.displayName)", `mutation($s: String!) { createUser(input: { displayName: $s }) { id } }`, () => admin.token],

@@ -34,7 +34,8 @@ function findBin(name: string): string {
   return found;
 }
 
-function freePort(): Promise<number> {
+/** A loopback port that was free a moment ago (nothing listens on it now). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.listen(0, "127.0.0.1", () => {

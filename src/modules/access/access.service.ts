@@ -58,12 +58,28 @@ export async function viewerScope(ctx: Context): Promise<(query: Knex.QueryBuild
 }
 
 /**
- * May the viewer act for another user in conversations of `origin` (create them for the user, write as the
+ * May the viewer act for other users in conversations of `origin` (create them for a user, write as the
  * user)? Admins may; services need a grant on the whole origin.
  */
-export async function assertMayActFor(ctx: Context, origin: ConversationOrigin | string): Promise<void> {
+export async function mayActFor(ctx: Context, origin: ConversationOrigin | string): Promise<boolean> {
   const viewer = viewerOf(ctx);
-  if (viewer.role === Role.ADMIN) return;
-  if (viewer.role === Role.SERVICE && (await grantsOf(ctx, viewer)).origins.has(origin)) return;
+  if (viewer.role === Role.ADMIN) return true;
+  return viewer.role === Role.SERVICE && (await grantsOf(ctx, viewer)).origins.has(origin);
+}
+
+export async function assertMayActFor(ctx: Context, origin: ConversationOrigin | string): Promise<void> {
+  if (await mayActFor(ctx, origin)) return;
   throw new ForbiddenError(`Acting for another user needs an admin, or a service granted the ${String(origin).toUpperCase()} origin`);
+}
+
+/**
+ * assertMayActFor, for one user. A DISCORD grant covers Discord's people, not the web's: there a service acts
+ * only for members known by a Discord id (upsertDiscordUser), so the Discord adapter cannot write as an admin
+ * or put a conversation into a web member's inbox.
+ */
+export async function assertMayActForUser(ctx: Context, origin: ConversationOrigin | string, user: { role: Role; discordId: string | null }): Promise<void> {
+  await assertMayActFor(ctx, origin);
+  if (viewerOf(ctx).role === Role.SERVICE && origin === "discord" && (user.role !== Role.MEMBER || !user.discordId)) {
+    throw new ForbiddenError("In DISCORD conversations a service acts only for members known by their Discord id");
+  }
 }

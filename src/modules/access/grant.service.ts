@@ -1,4 +1,5 @@
 /** Managing service grants (admins), audited in the same transaction. */
+import type { Knex } from "knex";
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
@@ -8,6 +9,7 @@ import { Role } from "../user/role.enum";
 import { User } from "../user/user.model";
 import { isAdmin } from "../user/viewer";
 import { Conversation } from "../conversation/conversation.model";
+import type { ConversationOrigin } from "../conversation/conversation.enums";
 import { ServiceGrant } from "./grant.model";
 import type { GrantServiceInput } from "./grant.input";
 
@@ -55,4 +57,21 @@ export async function listServiceGrants(ctx: Context, serviceId: string | null):
   if (isAdmin(viewer)) return serviceId ? query.where("serviceId", serviceId) : query;
   if (viewer.role !== Role.SERVICE || (serviceId && serviceId !== viewer.id)) throw new ForbiddenError("Only admins see other services' grants");
   return query.where("serviceId", viewer.id);
+}
+
+/**
+ * The operator's CLI (`create-key --grant ORIGIN`): a service gets every conversation of an origin, audited
+ * without an actor (whoever runs the CLI has the database). Idempotent.
+ */
+export async function grantOrigin(knex: Knex, serviceId: string, origin: ConversationOrigin): Promise<void> {
+  await knex.transaction(async (trx) => {
+    const [row] = await trx("service_grants").insert({ serviceId, origin }).onConflict().ignore().returning("id");
+    if (!row) return;
+    await trx("audit_logs").insert({
+      action: "grant.create",
+      targetType: "service_grant",
+      targetId: row.id,
+      details: JSON.stringify({ serviceId, origin, via: "cli" }),
+    });
+  });
 }

@@ -9,9 +9,10 @@ import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from 
 import { checkJson, checkText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
 import { isAdmin, type Viewer } from "../user/viewer";
-import { assertMayActFor, canAccessConversation } from "../access/access.service";
+import { assertMayActFor, assertMayActForUser, canAccessConversation } from "../access/access.service";
 import { audit } from "../audit/audit.service";
 import { publishConversationChanged, publishConversationDeleted } from "../live/live.hub";
+import { lockTranscriptKeys } from "../transcript/transcript.jobs";
 import { Conversation } from "./conversation.model";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 import type { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
@@ -80,6 +81,7 @@ export async function createConversation(ctx: Context, input: CreateConversation
     await assertMayActFor(ctx, input.origin);
     const owner = await ctx.loaders.userById.load(ownerId);
     if (!owner || !owner.isActive) throw new NotFoundError("User");
+    await assertMayActForUser(ctx, input.origin, owner);
   }
   if (input.discordGuildId || input.discordChannelId) {
     if (input.origin !== ConversationOrigin.DISCORD) throw new BadUserInputError("Discord guild and channel ids need origin DISCORD");
@@ -136,15 +138,21 @@ async function patchActive(knex: Knex, id: string, patch: Partial<Conversation>)
     .returning("*")) as unknown as Conversation[];
 }
 
-/** Deletes the conversation with its messages and transcripts (foreign keys cascade). */
+/**
+ * Deletes the conversation with its messages and transcripts (foreign keys cascade), then, once that is
+ * committed, the transcripts' files: a rollback must not leave rows whose files are gone.
+ */
 export async function deleteConversation(ctx: Context, id: string): Promise<boolean> {
   const current = await getConversation(ctx, id);
-  await ctx.db.knex.transaction(async (trx) => {
+  const files = await ctx.db.knex.transaction(async (trx) => {
+    const keys = await lockTranscriptKeys(trx, current.id);
     const deleted = await Conversation.query(trx).deleteById(current.id);
     if (deleted === 0) throw new NotFoundError("Conversation");
     await publishConversationDeleted(trx, current.id, current.ownerId); // open streams of it end with NOT_FOUND
     await audit(ctx, { action: "conversation.delete", targetType: "conversation", targetId: id, details: { ownerId: current.ownerId, title: current.title } }, trx);
+    return keys;
   });
   ctx.loaders.conversationById.clear(id);
+  await ctx.transcripts?.removeFiles(files);
   return true;
 }

@@ -13,7 +13,7 @@ import { renewLoaders } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
 import { MessageStatus } from "../message/message.enums";
-import { chunkText, streamedTexts, type ChunkRow } from "../message/stream.service";
+import { chunksFrom, chunkText, streamedTexts, type ChunkRow } from "../message/stream.service";
 import { liveHubOf, messagesAfter, openConversationStream, PAGE } from "./message-stream";
 
 @ObjectType({ description: "A message was added (a STREAMING one carries its text so far)" })
@@ -60,44 +60,63 @@ export function subscribeConversationEvents(ctx: Context, conversationId: string
   /** STREAMING messages this stream has sent (by id), with how many of their chunks it has sent. */
   const streaming = new Map<string, number>();
 
-  /** Fresh loaders for one event, primed with the text so far that the event's chunk count matches. */
-  async function withTextSoFar(message: Message): Promise<Message> {
-    renewLoaders(ctx);
-    if (message.status !== MessageStatus.STREAMING) return message;
-    const [sofar] = await streamedTexts(knex, encryption, [message]);
-    ctx.loaders.streamedText.prime(message, sofar);
-    streaming.set(message.id, sofar.chunks);
-    return message;
+  /**
+   * The events' messages, each handed out with fresh loaders; a STREAMING one primed with its text so far, which
+   * the chunk count its deltas continue from matches. The texts of all of them are read in one statement (shared
+   * with the conversation's other streams), so a read costs the same however many messages stream at once.
+   */
+  async function* withTextSoFar(messages: Message[]): AsyncGenerator<Message> {
+    const open = messages.filter((message) => message.status === MessageStatus.STREAMING);
+    const key = `texts:${open.map((message) => message.id).join(",")}`;
+    const texts = open.length ? await hub.shared(conversationId, key, () => streamedTexts(knex, encryption, open)) : [];
+    const textOf = new Map(open.map((message, i) => [message.id, texts[i]]));
+    for (const message of messages) {
+      renewLoaders(ctx);
+      const sofar = textOf.get(message.id);
+      if (sofar) {
+        ctx.loaders.streamedText.prime(message, sofar);
+        streaming.set(message.id, sofar.chunks);
+      }
+      yield message;
+    }
   }
 
   return openConversationStream<ConversationEventValue>(ctx, conversationId, afterSeq, async function* (cursor) {
     if (cursor.first && afterSeq != null) {
       // Resuming: messages already received may still be streaming; send what they hold now.
       const open = await Message.query(knex).where({ conversationId, status: MessageStatus.STREAMING }).where("seq", "<=", cursor.seq).orderBy("seq");
-      for (const message of open) yield event(MessageUpdatedEvent, { message: await withTextSoFar(message) });
+      for await (const message of withTextSoFar(open)) yield event(MessageUpdatedEvent, { message });
     }
     const rows = await messagesAfter(ctx, conversationId, cursor.seq);
-    for (const row of rows) {
-      cursor.seq = row.seq;
-      yield event(MessageAddedEvent, { message: await withTextSoFar(row) });
+    for await (const message of withTextSoFar(rows)) {
+      cursor.seq = message.seq;
+      yield event(MessageAddedEvent, { message });
     }
-    for (const [id, sent] of streaming) {
-      const now = await hub.shared(conversationId, `message:${id}`, async (): Promise<Message | undefined> => Message.query(knex).findById(id));
-      if (now && now.status === MessageStatus.STREAMING) {
-        const chunks = await hub.shared(conversationId, `chunks:${id}:${sent}`, async (): Promise<ChunkRow[]> =>
-          knex("message_chunks").where({ messageId: id }).where("idx", ">=", sent).orderBy("idx"),
-        );
-        for (const chunk of chunks) {
+    if (streaming.size === 0) return rows.length === PAGE;
+    // Where every message sent while streaming stands now, and its chunks not sent yet: two statements for all
+    // of them, each shared by the conversation's streams that stand at the same place.
+    const ids = [...streaming.keys()];
+    const current = await hub.shared(conversationId, `messages:${ids.join(",")}`, async (): Promise<Message[]> => Message.query(knex).findByIds(ids));
+    const now = new Map(current.map((message) => [message.id, message]));
+    const stillStreaming = new Map([...streaming].filter(([id]) => now.get(id)?.status === MessageStatus.STREAMING));
+    const from = [...stillStreaming].map(([id, sent]) => `${id}:${sent}`).join(",");
+    const chunks = stillStreaming.size
+      ? await hub.shared(conversationId, `chunks:${from}`, () => chunksFrom(knex, stillStreaming))
+      : new Map<string, ChunkRow[]>();
+    for (const id of streaming.keys()) {
+      const message = now.get(id);
+      if (message && stillStreaming.has(id)) {
+        for (const chunk of chunks.get(id) ?? []) {
           if (chunk.idx !== streaming.get(id)) break; // never skip one: a later read sends it in order
           streaming.set(id, chunk.idx + 1);
-          yield event(MessageDeltaEvent, { messageId: id, seq: now.seq, index: chunk.idx, text: chunkText(encryption, now, chunk) });
+          yield event(MessageDeltaEvent, { messageId: id, seq: message.seq, index: chunk.idx, text: chunkText(encryption, message, chunk) });
         }
         continue;
       }
       streaming.delete(id);
-      if (now) {
+      if (message) {
         renewLoaders(ctx);
-        yield event(MessageUpdatedEvent, { message: now }); // completed or failed: the full text
+        yield event(MessageUpdatedEvent, { message }); // completed or failed: the full text
       }
     }
     return rows.length === PAGE;

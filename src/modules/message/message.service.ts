@@ -8,7 +8,7 @@ import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
 import { canWriteRole } from "../user/viewer";
-import { assertMayActFor, canAccessConversation, viewerScope } from "../access/access.service";
+import { assertMayActFor, assertMayActForUser, canAccessConversation, viewerScope } from "../access/access.service";
 import { Role } from "../user/role.enum";
 import { getConversation, getWritableConversation } from "../conversation/conversation.service";
 import { Message } from "./message.model";
@@ -67,6 +67,7 @@ async function authorOf(ctx: Context, input: AddMessageInput): Promise<string> {
   await assertMayActFor(ctx, conversation.origin);
   const user = await ctx.loaders.userById.load(input.actAs);
   if (!user || !user.isActive) throw new NotFoundError("User");
+  await assertMayActForUser(ctx, conversation.origin, user);
   return user.id;
 }
 

@@ -6,7 +6,6 @@
  * run is simply started again, and rows already on the current key are not even read.
  */
 import type { Knex } from "knex";
-import { SingleBar } from "cli-progress";
 import type { EncryptionConfig } from "../../config";
 import { encryptContent, messageText, UndecryptableContentError, type ContentRow } from "./encryption";
 
@@ -180,33 +179,4 @@ export async function reencryptMessages(
     }
   }
   return { ...progress, keyId, failedIds, remaining: await countNotOnKey(knex, keyId) };
-}
-
-/**
- * Shows progress on stderr: a cli-progress bar on a terminal; otherwise (a log file, CI) one plain line
- * per 10 % so that logs stay readable.
- */
-export function progressDisplay(stream: NodeJS.WriteStream = process.stderr) {
-  let bar: SingleBar | undefined;
-  let nextTenth = 1;
-  return {
-    update(progress: ReencryptProgress): void {
-      if (stream.isTTY) {
-        if (!bar) {
-          bar = new SingleBar({ stream, format: "reencrypt [{bar}] {percentage}% | {value}/{total} messages | ETA {eta_formatted}" });
-          bar.start(progress.total, 0);
-        }
-        bar.setTotal(progress.total);
-        bar.update(progress.done);
-        return;
-      }
-      const tenth = progress.total === 0 ? 10 : Math.floor((progress.done * 10) / progress.total);
-      if (tenth < nextTenth) return;
-      nextTenth = tenth + 1;
-      stream.write(`reencrypt: ${progress.done}/${progress.total} messages (${Math.round((progress.done * 100) / Math.max(progress.total, 1))}%)\n`);
-    },
-    stop(): void {
-      bar?.stop();
-    },
-  };
 }

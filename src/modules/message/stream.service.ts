@@ -100,6 +100,27 @@ export async function streamedTexts(knex: Knex, encryption: EncryptionConfig | u
   });
 }
 
+/**
+ * The chunks of several STREAMING messages from a given index on (message id → first index wanted), in one
+ * statement for all of them, each message's in index order.
+ */
+export async function chunksFrom(knex: Knex, from: ReadonlyMap<string, number>): Promise<Map<string, ChunkRow[]>> {
+  const rows: (ChunkRow & { messageId: string })[] = await knex("message_chunks as ch")
+    .joinRaw("join unnest(?::uuid[], ?::int[]) as f(message_id, idx) on f.message_id = ch.message_id and ch.idx >= f.idx", [
+      [...from.keys()],
+      [...from.values()],
+    ])
+    .orderBy(["ch.message_id", "ch.idx"])
+    .select("ch.*");
+  const byMessage = new Map<string, ChunkRow[]>();
+  for (const row of rows) {
+    const chunks = byMessage.get(row.messageId);
+    if (chunks) chunks.push(row);
+    else byMessage.set(row.messageId, [row]);
+  }
+  return byMessage;
+}
+
 /** Ends the stream: the chunks become the content. Idempotent for the same ending; the other one is CONFLICT. */
 async function finish(ctx: Context, id: string, status: MessageStatus, patch: (message: Message) => Record<string, unknown>): Promise<Message> {
   await ownStreamedMessage(ctx, id);

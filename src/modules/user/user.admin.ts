@@ -78,7 +78,10 @@ export async function upsertDiscordUser(ctx: Context, input: UpsertDiscordUserIn
       .insert({ discordId: input.discordId, displayName: input.displayName, role: Role.MEMBER })
       .onConflict("discordId")
       .merge(["displayName"])
+      // A Discord id an admin linked to a non-member account is left alone: the adapter renames only its members.
+      .where("users.role", Role.MEMBER)
       .returning(["*", trx.raw("(xmax = 0) as inserted")]);
+    if (!row) return User.query(trx).findOne({ discordId: input.discordId }).throwIfNotFound();
     if (row.inserted) await audit(ctx, { action: "user.create", targetType: "user", targetId: row.id, details: { discordId: input.discordId } }, trx);
     const { inserted: _inserted, ...user } = row;
     return User.fromDatabaseJson(user);

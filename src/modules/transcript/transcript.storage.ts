@@ -1,0 +1,43 @@
+/**
+ * Where transcript files live. A backend stores a stream under a key so that the key shows either nothing
+ * or the whole file: a failed or interrupted write leaves nothing behind under that key (disk: a temp file
+ * renamed at the end; S3: a single PUT, or a multipart upload that becomes visible only when completed and
+ * is aborted on failure). Keys are relative paths such as `transcripts/<conversationId>/<id>-1.csv`.
+ */
+import type { Readable } from "node:stream";
+import type { TranscriptConfig } from "../../config";
+import { DiskStorage } from "./disk.storage";
+
+export interface StoredFile {
+  body: Readable;
+  size: number;
+}
+
+export interface TranscriptStorage {
+  readonly kind: "disk" | "s3";
+  /** Stores `body` under `key`; on rejection nothing is stored under `key`. */
+  put(key: string, body: Readable, contentType: string): Promise<void>;
+  /** Opens the file under `key` for reading. */
+  get(key: string): Promise<StoredFile>;
+  /** Deletes the files; keys that do not exist are not an error. */
+  delete(keys: readonly string[]): Promise<void>;
+  dispose(): void;
+}
+
+/**
+ * A failure of the storage itself (unreachable, refusing, full). Its message is safe for clients and
+ * FAILED transcripts; the cause, with paths or S3 details, is for the logs only.
+ */
+export class StorageUnavailableError extends Error {
+  override name = "StorageUnavailableError";
+  constructor(cause: unknown) {
+    super("Transcript storage is unavailable", { cause });
+  }
+}
+
+export function createStorage(config: TranscriptConfig): TranscriptStorage {
+  if (config.storage === "disk") return new DiskStorage(config.dir);
+  // Loaded only when configured: the AWS SDK adds about 20 MB to every process that loads it.
+  const { S3Storage } = require("./s3.storage") as typeof import("./s3.storage");
+  return new S3Storage(config.s3!);
+}
