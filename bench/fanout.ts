@@ -23,9 +23,7 @@
  * Output: bench/results/fanout-<YYYY-MM-DD>.md (also printed).
  */
 import "reflect-metadata";
-import fs from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
@@ -34,6 +32,7 @@ import { loadConfig } from "../src/config";
 import { createDatabase } from "../src/db/database";
 import { createUserKey } from "../src/modules/api-key/api-key.service";
 import { Role } from "../src/modules/user/role.enum";
+import { percentile, processMemoryMiB, writeResults } from "./measure";
 import { startCluster, stopCluster } from "../test/setup/pg-cluster";
 import { withDatabase } from "../test/setup/pg-urls";
 import { startServerProcess, type ServerProcess } from "../test/helpers/process";
@@ -62,15 +61,7 @@ interface PhaseResult {
   roundTrips: number[];
 }
 
-function rssMiB(pid: number): { rss: number; peak: number } {
-  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]);
-  return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
-}
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -146,7 +137,7 @@ async function runOne(databaseUrl: string, token: string, n: number) {
     const WARM_UP = 20;
     for (let i = 0; i < WARM_UP; i += 1) await graphql(server, token, ADD_MESSAGE, { c: conversationId, t: "0:warm-up" });
     await sleep(1_000);
-    const before = rssMiB(pid);
+    const before = processMemoryMiB(pid);
 
     let phase: PhaseResult | undefined;
     let errors = 0;
@@ -161,7 +152,7 @@ async function runOne(databaseUrl: string, token: string, n: number) {
     await graphql(server, token, ADD_MESSAGE, { c: conversationId, t: `${performance.now()}:primer` });
     await waitFor(() => subscribers.every((sub) => sub.received === 1), "every subscriber to see the primer");
     await sleep(2_000);
-    const idle = rssMiB(pid);
+    const idle = processMemoryMiB(pid);
 
     const runPhase = async (messages: number, writers: number, pace?: number): Promise<PhaseResult> => {
       const result: PhaseResult = { messages, deliveries: 0, seconds: 0, latencies: [], roundTrips: [] };
@@ -193,7 +184,7 @@ async function runOne(databaseUrl: string, token: string, n: number) {
     const paced = await runPhase(PACED_MESSAGES, 1, PACED_RATE);
     const burst = await runPhase(BURST_MESSAGES, BURST_WRITERS);
     if (errors > 0) throw new Error(`${errors} deliveries out of seq order`);
-    const after = rssMiB(pid);
+    const after = processMemoryMiB(pid);
     await Promise.all(subscribers.map((sub) => sub.client.dispose()));
     return { n, before, idle, after, paced, burst };
   } finally {
@@ -268,12 +259,7 @@ async function main(): Promise<void> {
     "Every subscriber received every message exactly once, in seq order (checked by the script).",
     "",
   ];
-  const text = lines.join("\n");
-  console.log(text);
-  const out = path.join(__dirname, "results", `fanout-${new Date().toISOString().slice(0, 10)}${process.env.BENCH_LABEL ? `-${process.env.BENCH_LABEL}` : ""}.md`);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, text);
-  console.error(`written to ${out}`);
+  writeResults("fanout-", lines);
 }
 
 main().catch((error) => {

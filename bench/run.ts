@@ -30,6 +30,7 @@ import autocannon from "autocannon";
 import { loadConfig } from "../src/config";
 import { createDatabase } from "../src/db/database";
 import { createApiKey } from "../src/modules/api-key/api-key.service";
+import { percentile, processMemoryMiB, writeResults } from "./measure";
 import { startCluster, stopCluster } from "../test/setup/pg-cluster";
 import { withDatabase } from "../test/setup/pg-urls";
 import { startServerProcess } from "../test/helpers/process";
@@ -77,11 +78,6 @@ function randomTarget(members: Member[]): Target {
   return { userId: member.userId, token: member.token, conversationId: pick(member.conversations), content: pick(BODIES) };
 }
 
-function rss(pid: number): { rss: number; peak: number } {
-  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]);
-  return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
-}
 
 /** A bench/*.ts server in a child process; resolves once it prints `listening <port>`. */
 function startScript(system: System, file: string, env: Record<string, string>): Promise<Running> {
@@ -175,9 +171,6 @@ async function statementsPerRequest(running: Running, op: OperationName, members
   return rows[0].calls / STATEMENT_SAMPLES;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 /** autocannon for `seconds`, a random target per request; latencies (ms) from its response events. */
 function load(running: Running, op: OperationName, members: Member[], seconds: number): Promise<Omit<Measurement, "system" | "op" | "round">> {
@@ -292,7 +285,7 @@ async function main(): Promise<void> {
           for (const running of round % 2 === 1 ? systems : [...systems].reverse()) {
             console.error(`round ${round}: ${running.system.name} ${op}...`);
             measurements.push(await measure(running, op, members, round));
-            const now = rss(running.pid);
+            const now = processMemoryMiB(running.pid);
             memory.set(running.system.name, { rss: Math.max(memory.get(running.system.name)?.rss ?? 0, now.rss), peak: now.peak });
           }
         }
@@ -371,12 +364,7 @@ async function main(): Promise<void> {
     );
   }
   lines.push("", `Total run time ${((performance.now() - started) / 60_000).toFixed(1)} min.`, "");
-  const text = lines.join("\n");
-  console.log(text);
-  const out = path.join(__dirname, "results", `${new Date().toISOString().slice(0, 10)}${process.env.BENCH_LABEL ? `-${process.env.BENCH_LABEL}` : ""}.md`);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, text);
-  console.error(`written to ${out}`);
+  writeResults("", lines);
 }
 
 /** Parley on a PGlite folder holding the same workload (seeded in the folder itself, set-based). */
