@@ -76,7 +76,7 @@ export function createTransport(deps: TransportDeps, authorization: string): Tra
   const formatError = transportErrorFormatter(deps.log, "Discord adapter operation failed");
 
   /** A context for one operation, with the rules Apollo's plugins apply over HTTP: a viewer is required, and counted. */
-  async function contextFor(): Promise<Context> {
+  async function authenticatedContext(): Promise<Context> {
     const context = await createContext(deps, { authorization });
     if (!context.viewer) throw new UnauthenticatedError();
     await deps.rateLimiter.consumeViewer(context.viewer);
@@ -87,7 +87,7 @@ export function createTransport(deps: TransportDeps, authorization: string): Tra
   async function prepare(query: string, variables: Record<string, unknown> | undefined): Promise<ExecutionArgs> {
     let requestId: string | undefined;
     try {
-      const context = await contextFor();
+      const context = await authenticatedContext();
       requestId = context.requestId;
       const prepared = prepareOperation(deps.schema, deps.config, { query, variables });
       if (!("document" in prepared)) throw new OperationError(prepared.map(formatError), requestId);
@@ -116,7 +116,7 @@ export function createTransport(deps: TransportDeps, authorization: string): Tra
     async transcriptFile(id: string, maxBytes: number) {
       let requestId: string | undefined;
       try {
-        const context = await contextFor();
+        const context = await authenticatedContext();
         requestId = context.requestId;
         const { transcript, file } = await openTranscriptFile(context, id);
         if (file.size > maxBytes) {

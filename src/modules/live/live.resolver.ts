@@ -1,4 +1,4 @@
-import { Arg, Ctx, Int, Resolver, Root, Subscription } from "type-graphql";
+import { Arg, Int, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
@@ -18,7 +18,6 @@ export class LiveResolver {
     @Root() event: Message | StreamError,
     @Arg("conversationId", () => UUIDScalar) _conversationId: string,
     @Arg("afterSeq", () => Int, { nullable: true }) _afterSeq: number | null,
-    @Ctx() _ctx: Context,
   ): Message {
     return eventOrThrow(event);
   }
@@ -34,7 +33,6 @@ export class LiveResolver {
     @Root() event: ConversationEventValue | StreamError,
     @Arg("conversationId", () => UUIDScalar) _conversationId: string,
     @Arg("afterSeq", () => Int, { nullable: true }) _afterSeq: number | null,
-    @Ctx() _ctx: Context,
   ): ConversationEventValue {
     return eventOrThrow(event);
   }
