@@ -175,29 +175,32 @@ interface PageableQuery<T> extends PromiseLike<T[]> {
 /**
  * Newest first by (time, id), keyset only: `filtered` builds the filtered query afresh each time it is
  * called (once for the page, once more only if totalCount is asked for). `timeColumn` is the camelCase
- * property, `timeSql` its column name for the row comparison.
+ * property, `timeSql` its column name for the row comparison. When the page query joins other tables, `table`
+ * qualifies the columns and `counted` builds the query that totalCount counts (without the joins).
  */
 export async function newestFirstPage<T extends { id: string }>(
   filtered: () => PageableQuery<T>,
   page: PageRequest,
   timeColumn: keyof T & string,
   timeSql: string,
+  { table, counted = filtered }: { table?: string; counted?: () => PageableQuery<T> } = {},
 ): Promise<ConnectionShape<T>> {
+  const column = (name: string) => (table ? `${table}.${name}` : name);
   const forward = page.direction === "forward";
   const order = forward ? "desc" : "asc";
   const query = filtered()
     .orderBy([
-      { column: timeColumn, order },
-      { column: "id", order },
+      { column: column(timeColumn), order },
+      { column: column("id"), order },
     ])
     .limit(page.limit + 1);
   if (page.cursor) {
     const [at, id] = page.cursor;
     const time = new Date(cursorString(at, ISO_MS));
     if (Number.isNaN(time.getTime())) throw new BadUserInputError("Invalid cursor"); // well-formed, but month 13 and such
-    query.whereRaw(`(${timeSql}, id) ${forward ? "<" : ">"} (?, ?)`, [time, cursorString(id, UUID_PATTERN)]);
+    query.whereRaw(`(${column(timeSql)}, ${column("id")}) ${forward ? "<" : ">"} (?, ?)`, [time, cursorString(id, UUID_PATTERN)]);
   }
   const rows = await query; // limit + 1 rows even for `first: 0`, so hasNextPage is still true when rows exist
   const timeOf = (row: T) => (row[timeColumn] as Date).toISOString();
-  return toConnection(rows, page, (row) => [timeOf(row), row.id], () => filtered().resultSize());
+  return toConnection(rows, page, (row) => [timeOf(row), row.id], () => counted().resultSize());
 }

@@ -37,8 +37,9 @@ function byIdLoader<M extends { id: string }>(load: (ids: readonly string[]) => 
 }
 
 export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefined) {
+  const userById = byIdLoader<User>((ids) => User.query(knex).findByIds(ids as string[]));
   return {
-    userById: byIdLoader<User>((ids) => User.query(knex).findByIds(ids as string[])),
+    userById,
     conversationById: byIdLoader<Conversation>((ids) => Conversation.query(knex).findByIds(ids as string[])),
     messageById: byIdLoader<Message>((ids) => Message.query(knex).findByIds(ids as string[])),
     transcriptById: byIdLoader<Transcript>((ids) => Transcript.query(knex).findByIds(ids as string[])),
@@ -66,7 +67,7 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
     /** A service's grants (origins and single conversations). */
     grantsByServiceId: new DataLoader<string, GrantSet>((ids) => loadGrantSets(knex, ids)),
     /** A page of messages for each of many conversations, in one statement per distinct page shape. */
-    messagePage: new DataLoader<MessagePageKey, Message[], string>((keys) => messagePageBatch(knex, keys), {
+    messagePage: new DataLoader<MessagePageKey, Message[], string>((keys) => messagePageBatch(knex, keys, (author) => userById.prime(author.id, author)), {
       cacheKeyFn: (key) => `${key.conversationId}:${key.direction}:${key.limit}:${key.cursorSeq ?? ""}`,
     }),
     /** What the Discord adapter posted of each assistant message. */

@@ -11,6 +11,9 @@ import type { ApolloServer } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import type { Config } from "../config";
 import { createDatabase, type Database } from "../db/database";
+import { prepareEmbedding } from "../db/embed";
+import { User } from "../modules/user/user.model";
+import { Message } from "../modules/message/message.model";
 import { ApiKeyCache } from "../modules/api-key/api-key.cache";
 import { ACCESS_CHANNEL, createNotificationListener, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
@@ -58,6 +61,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       const applied = await db.migrate();
       if (applied.length) log.info({ applied }, "migrations applied");
     }
+    await prepareEmbedding(db.knex, [User, Message]);
     const schema = await createSchema();
     const httpServer = http.createServer();
     listener = await createNotificationListener(db, config.databaseUrl, log);

@@ -98,6 +98,23 @@ async function expectStatements(expected: number, sizes: number[], operation: (n
   expect(counts).toEqual(Object.fromEntries(sizes.map((n) => [n, expected])));
 }
 
+// ---- writes ----------------------------------------------------------------------------------------------
+
+describe("statements per write", () => {
+  it("addMessage: numbering the message, inserting it and notifying subscribers are one statement", async () => {
+    const conversationId = await newConversation(alice);
+    const ADD = `mutation($in: AddMessageInput!) { addMessage(input: $in) { id seq content } }`;
+    for (const seq of [1, 2]) {
+      const input = { conversationId, content: `write ${seq}`, requestId: `write-${seq}` };
+      const { data, statements } = await counter.run(ADD, { in: input }, alice.token);
+      expect(data.addMessage).toMatchObject({ seq, content: `write ${seq}` });
+      expect(statements).toHaveLength(AUTH + 1);
+    }
+    const knex = app.database.db.knex;
+    expect(await knex("conversations").where({ id: conversationId }).first("lastSeq", "messageCount")).toEqual({ lastSeq: 2, messageCount: 2 });
+  });
+});
+
 // ---- queries over HTTP -----------------------------------------------------------------------------------
 
 describe("statements per query", () => {
@@ -131,8 +148,8 @@ describe("statements per query", () => {
 
   it("the inbox: conversations, each with its owner and its last message with that message's author", async () => {
     const INBOX = `query($n: Int!) { conversations(first: $n) { edges { node { id title owner { displayName } lastMessage { content author { displayName } } } } } }`;
-    // the token, the page, the owners, the last messages, their authors
-    await expectStatements(AUTH + 4, [FEW, MANY], async (n) => {
+    // the token, the page with the last messages (joined), the owners, the last messages' authors
+    await expectStatements(AUTH + 3, [FEW, MANY], async (n) => {
       const { data, statements } = await counter.run(INBOX, { n }, inboxOwners.get(n)!.token);
       const authors = data.conversations.edges.map((edge: any) => edge.node.lastMessage.author.displayName);
       expect(authors.sort()).toEqual(range(n).map((i) => `person-${i}`).sort());
@@ -144,8 +161,8 @@ describe("statements per query", () => {
     const HISTORY = `query($id: UUID!, $n: Int!) {
       conversation(id: $id) { messages(last: $n) { edges { node { id role content createdAt author { id displayName } } } } }
     }`;
-    // the token, the conversation, the page, the authors
-    await expectStatements(AUTH + 3, [FEW, PAGE], async (n) => {
+    // the token, the conversation, the page with its authors (joined)
+    await expectStatements(AUTH + 2, [FEW, PAGE], async (n) => {
       const { data, statements } = await counter.run(HISTORY, { id: histories.get(n)!, n }, alice.token);
       expect(data.conversation.messages.edges.map((edge: any) => edge.node.author.displayName)).toEqual(range(n).map((i) => `person-${i}`));
       return statements;
@@ -162,12 +179,22 @@ describe("statements per query", () => {
     });
   });
 
-  it("Conversation.lastMessage: one statement for every conversation of a page", async () => {
+  it("Conversation.lastMessage in a page of conversations: read in the page's own statement", async () => {
     const LAST = `query($n: Int!) { conversations(first: $n) { edges { node { lastMessage { seq content } } } } }`;
-    // the token, the page, the last messages
-    await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
+    // the token, the page with the last messages
+    await expectStatements(AUTH + 1, [FEW, MANY], async (n) => {
       const { data, statements } = await counter.run(LAST, { n }, inboxOwners.get(n)!.token);
       expect(data.conversations.edges.map((edge: any) => edge.node.lastMessage.seq)).toEqual(range(n).map(() => 2));
+      return statements;
+    });
+  });
+
+  it("Conversation.lastMessage of conversations read one by one: one statement for all of them", async () => {
+    // the token, the conversations, their last messages
+    await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
+      const { query, variables } = aliased("conversation", owned.get(n)!.conversationIds, "{ lastMessage { id } }");
+      const { data, statements } = await counter.run(query, variables, writers[0].token);
+      expect(range(n).map((i) => data[`r${i}`].lastMessage.id)).toEqual(owned.get(n)!.messageIds);
       return statements;
     });
   });
@@ -187,12 +214,11 @@ describe("statements per query", () => {
   });
 
   it.each([
-    ["author", "person"],
-    ["sentBy", "writer"],
-  ])("Message.%s: one statement for a page of messages, each by a different user", async (field, name) => {
+    ["author", "person", 0], // the token, the conversation, the page with its authors
+    ["sentBy", "writer", 1], // … and the senders
+  ])("Message.%s: one statement for a page of messages, each by a different user", async (field, name, senders) => {
     const USERS = `query($id: UUID!, $n: Int!) { conversation(id: $id) { messages(first: $n) { edges { node { ${field} { displayName } } } } } }`;
-    // the token, the conversation, the page, the users
-    await expectStatements(AUTH + 3, [FEW, PAGE], async (n) => {
+    await expectStatements(AUTH + 2 + senders, [FEW, PAGE], async (n) => {
       const { data, statements } = await counter.run(USERS, { id: histories.get(n)!, n }, alice.token);
       expect(data.conversation.messages.edges.map((edge: any) => edge.node[field].displayName)).toEqual(range(n).map((i) => `${name}-${i}`));
       return statements;
@@ -205,6 +231,16 @@ describe("statements per query", () => {
       const { query, variables } = aliased("message", owned.get(n)!.messageIds, "{ conversation { id } }");
       const { data, statements } = await counter.run(query, variables, writers[0].token);
       expect(range(n).map((i) => data[`r${i}`].conversation.id)).toEqual(owned.get(n)!.conversationIds);
+      return statements;
+    });
+  });
+
+  it("Message.author of messages read one by one: one statement for all of them", async () => {
+    // the token, the messages, their conversations (the access check), their authors
+    await expectStatements(AUTH + 3, [FEW, MANY], async (n) => {
+      const { query, variables } = aliased("message", owned.get(n)!.messageIds, "{ author { displayName } }");
+      const { data, statements } = await counter.run(query, variables, writers[0].token);
+      expect(range(n).map((i) => data[`r${i}`].author.displayName)).toEqual(range(n).map((i) => `person-${i}`));
       return statements;
     });
   });

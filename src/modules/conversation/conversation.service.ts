@@ -13,6 +13,8 @@ import { assertMayActFor, assertMayActForUser, canAccessConversation } from "../
 import { audit } from "../audit/audit.service";
 import { publishConversationChanged, publishConversationDeleted } from "../live/live.hub";
 import { lockTranscriptKeys } from "../transcript/transcript.jobs";
+import { embeddedColumns, takeEmbedded } from "../../db/embed";
+import { Message } from "../message/message.model";
 import { Conversation } from "./conversation.model";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 import type { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
@@ -54,14 +56,26 @@ export async function listConversations(ctx: Context, args: ConversationsArgs): 
   const viewer = viewerOf(ctx);
   const ownerId = ownerScope(viewer, args.filter?.ownerId);
   const page = pageRequest(args, ctx.config);
+  const knex = ctx.db.knex;
   const filtered = () => {
-    const query = Conversation.query(ctx.db.knex).where("ownerId", ownerId);
-    if (args.filter?.status) query.where("status", args.filter.status);
-    if (args.filter?.origin) query.where("origin", args.filter.origin);
+    const query = Conversation.query(knex).where("conversations.ownerId", ownerId);
+    if (args.filter?.status) query.where("conversations.status", args.filter.status);
+    if (args.filter?.origin) query.where("conversations.origin", args.filter.origin);
     return query;
   };
-  const connection = await newestFirstPage(filtered, page, "updatedAt", "updated_at");
-  for (const edge of connection.edges) ctx.loaders.conversationById.prime(edge.node.id, edge.node);
+  // An inbox shows each conversation with its newest message: read in the same statement, through
+  // conversations.last_seq and the (conversation_id, seq) index, for the lastMessage field's loader.
+  const lastMessageColumns = await embeddedColumns(knex, Message, "last", "lastMessage");
+  const withLastMessages = () =>
+    filtered()
+      .select("conversations.*", ...lastMessageColumns)
+      .leftJoin("messages as last", (join) => join.on("last.conversationId", "conversations.id").andOn("last.seq", "conversations.lastSeq"));
+  const connection = await newestFirstPage(withLastMessages, page, "updatedAt", "updated_at", { table: "conversations", counted: filtered });
+  for (const { node } of connection.edges) {
+    const last = takeEmbedded(node as unknown as Record<string, unknown>, "lastMessage");
+    if (last) ctx.loaders.lastMessageByConversationId.prime(node.id, Message.fromDatabaseJson(last));
+    ctx.loaders.conversationById.prime(node.id, node);
+  }
   return connection;
 }
 

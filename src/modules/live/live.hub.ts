@@ -26,6 +26,14 @@ export function publishMessageAdded(trx: Knex.Transaction, conversationId: strin
   return notify(trx, EVENTS_CHANNEL, { t: "message", c: conversationId, s: seq, o: ownerId });
 }
 
+/**
+ * publishMessageAdded as a SQL expression, for a write that is one statement: `row` names a relation with the
+ * new message's conversation_id and seq, `conversation` one with its owner_id.
+ */
+export function messageAddedSql(row: string, conversation: string): string {
+  return `pg_notify('${EVENTS_CHANNEL}', json_build_object('t', 'message', 'c', ${row}.conversation_id, 's', ${row}.seq, 'o', ${conversation}.owner_id)::text)`;
+}
+
 /** A conversation was created, renamed, re-parametrised or archived. */
 export function publishConversationChanged(knex: Knex, conversationId: string, ownerId: string): Promise<void> {
   return notify(knex, EVENTS_CHANNEL, { t: "conversation", c: conversationId, o: ownerId });

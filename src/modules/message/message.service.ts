@@ -1,8 +1,10 @@
 /**
- * Writing messages. addMessage numbers the message, bumps the conversation and inserts in ONE transaction:
- * the UPDATE of the conversation row takes its lock, so writers of one conversation queue up, seq follows
- * commit order and has no gaps, and an idempotent retry can be detected reliably under that lock.
+ * Writing messages. addMessage numbers the message, bumps the conversation and inserts atomically (one
+ * statement, or one transaction when encrypting): the UPDATE of the conversation row takes its lock, so
+ * writers of one conversation queue up, seq follows commit order and has no gaps, and an idempotent retry can
+ * be detected reliably under that lock.
  */
+import type { Knex } from "knex";
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
@@ -15,7 +17,7 @@ import { Message } from "./message.model";
 import { MessageRole, MessageStatus } from "./message.enums";
 import type { AddMessageInput } from "./message.input";
 import { messageText, storedContent } from "./encryption";
-import { publishMessageAdded } from "../live/live.hub";
+import { messageAddedSql, publishMessageAdded } from "../live/live.hub";
 
 /** Thrown inside the transaction to roll it back when the request id was already used. */
 class DuplicateRequest extends Error {}
@@ -76,53 +78,29 @@ export async function addMessage(ctx: Context, given: AddMessageInput, status = 
   const input = { ...given, role: given.role ?? MessageRole.USER }; // an explicit null means the default
   const viewer = viewerOf(ctx);
   checkInput(ctx, input, status);
-  const knex = ctx.db.knex;
   const author = await authorOf(ctx, input);
   const scope = await viewerScope(ctx);
+  const fields: Omit<MessageRow, "seq" | "content" | "encryptedContent" | "keyId"> = {
+    conversationId: input.conversationId,
+    authorId: author,
+    sentBy: author === viewer.id ? null : viewer.id,
+    role: input.role,
+    status,
+    requestId: input.requestId ?? null,
+    metadata: input.metadata ?? {},
+    toolCalls: input.toolCalls ?? null,
+    model: input.model ?? null,
+    promptTokens: input.promptTokens ?? null,
+    completionTokens: input.completionTokens ?? null,
+    costUsd: input.costUsd ?? null,
+    latencyMs: input.latencyMs ?? null,
+  };
   try {
-    const message = await knex.transaction(async (trx) => {
-      const bump = trx("conversations")
-        .where({ id: input.conversationId, status: "active" })
-        .modify(scope)
-        .update(
-          {
-            lastSeq: knex.raw("last_seq + 1"),
-            messageCount: knex.raw("message_count + 1"),
-            // now() is the transaction's start, which can be earlier than the time of a writer that committed
-            // while this one waited for the lock; updated_at orders the inbox, so it must never go backwards.
-            updatedAt: knex.raw("greatest(updated_at, clock_timestamp())"),
-          },
-          ["lastSeq", "ownerId"],
-        );
-      const [conversation] = (await bump) as { lastSeq: number; ownerId: string }[];
-      if (!conversation) return undefined; // unknown, not the viewer's, or archived: explained below
-      const [row] = await trx("messages")
-        .insert({
-          conversationId: input.conversationId,
-          seq: conversation.lastSeq,
-          authorId: author,
-          sentBy: author === viewer.id ? null : viewer.id,
-          role: input.role,
-          status,
-          // Plain text, or (with a key ring) ciphertext bound to this conversation and seq.
-          ...storedContent(ctx.config.encryption, input.conversationId, conversation.lastSeq, input.content),
-          requestId: input.requestId ?? null,
-          metadata: JSON.stringify(input.metadata ?? {}),
-          toolCalls: input.toolCalls == null ? null : JSON.stringify(input.toolCalls),
-          model: input.model ?? null,
-          promptTokens: input.promptTokens ?? null,
-          completionTokens: input.completionTokens ?? null,
-          costUsd: input.costUsd ?? null,
-          latencyMs: input.latencyMs ?? null,
-        })
-        .onConflict(["conversationId", "requestId"])
-        .ignore()
-        .returning("*");
-      // No row back: the request id is taken. The conversation lock makes the earlier writer committed by now.
-      if (!row) throw new DuplicateRequest();
-      await publishMessageAdded(trx, input.conversationId, conversation.lastSeq, conversation.ownerId);
-      return Message.fromDatabaseJson(row);
-    });
+    // Plain text needs nothing computed from the seq, so the whole write is one statement; ciphertext is bound
+    // to the seq, which is known only once the conversation row is locked.
+    const message = ctx.config.encryption
+      ? await insertInTransaction(ctx, scope, fields, input.content)
+      : await insertInOneStatement(ctx, scope, fields, input.content);
     if (!message) {
       // A retry of a write that succeeded before the conversation was archived still gets its message.
       const earlier = input.requestId == null ? undefined : await findRetried(ctx, input);
@@ -141,6 +119,108 @@ export async function addMessage(ctx: Context, given: AddMessageInput, status = 
     }
     throw error;
   }
+}
+
+type Scope = (query: Knex.QueryBuilder) => void;
+
+/** A messages row as written by addMessage, keyed by property (knex maps the names to columns). */
+interface MessageRow {
+  conversationId: string;
+  seq: number;
+  authorId: string;
+  sentBy: string | null;
+  role: MessageRole;
+  status: MessageStatus;
+  content: string | null;
+  encryptedContent: Buffer | null;
+  keyId: string | null;
+  requestId: string | null;
+  metadata: unknown;
+  toolCalls: unknown;
+  model: string | null;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  costUsd: number | null;
+  latencyMs: number | null;
+}
+
+/**
+ * Numbers the message (the UPDATE takes the conversation's row lock, so writers of one conversation queue up,
+ * seq follows commit order and has no gaps) and bumps the conversation's counters. Only active conversations
+ * the viewer may reach match.
+ */
+function bumpConversation(knex: Knex, conversationId: string, scope: Scope): Knex.QueryBuilder {
+  return knex("conversations")
+    .where({ id: conversationId, status: "active" })
+    .modify(scope)
+    .update(
+      {
+        lastSeq: knex.raw("last_seq + 1"),
+        messageCount: knex.raw("message_count + 1"),
+        // now() is the transaction's start, which can be earlier than the time of a writer that committed
+        // while this one waited for the lock; updated_at orders the inbox, so it must never go backwards.
+        updatedAt: knex.raw("greatest(updated_at, clock_timestamp())"),
+      },
+      ["lastSeq", "ownerId"],
+    );
+}
+
+/** The unique violation of a second message with the same requestId in one conversation. */
+const isDuplicateRequest = (error: unknown) =>
+  (error as { code?: string; constraint?: string }).code === "23505" &&
+  (error as { constraint?: string }).constraint === "messages_conversation_request_unique";
+
+/**
+ * The plain-text write as ONE statement (no BEGIN/COMMIT round trips): bump, insert and NOTIFY in CTEs. A
+ * statement is atomic, so a duplicate requestId fails the whole of it and leaves no gap in seq; the insert
+ * therefore has no ON CONFLICT. The row's values travel as one JSON document that jsonb_populate_record turns
+ * into the messages row type, which gives every value its column's type without a cast per column.
+ */
+async function insertInOneStatement(ctx: Context, scope: Scope, fields: Omit<MessageRow, "seq" | "content" | "encryptedContent" | "keyId">, content: string): Promise<Message | undefined> {
+  const knex = ctx.db.knex;
+  // Keys as column names: the document is read by jsonb_populate_record, which knex's name mapping never sees.
+  const document = Object.fromEntries(Object.entries({ ...fields, content }).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]));
+  const columns = Object.keys(document);
+  try {
+    const [row] = await knex
+      .with("bump", bumpConversation(knex, fields.conversationId, scope))
+      .with(
+        "ins",
+        knex.raw(`insert into messages (seq, ${columns.map(() => "??").join(", ")})
+          select bump.last_seq, ${columns.map(() => "r.??").join(", ")} from bump, jsonb_populate_record(null::messages, ?::jsonb) r
+          returning *`, [...columns, ...columns, JSON.stringify(document)]),
+      )
+      .with("notified", knex.raw(`select ${messageAddedSql("ins", "bump")} from ins, bump`))
+      .select("ins.*")
+      .from(knex.raw("ins, notified"));
+    return row ? Message.fromDatabaseJson(row) : undefined; // none: unknown, not the viewer's, or archived
+  } catch (error) {
+    if (isDuplicateRequest(error)) throw new DuplicateRequest();
+    throw error;
+  }
+}
+
+/** The encrypted write: the ciphertext's AAD holds the seq, so it is computed between bump and insert. */
+async function insertInTransaction(ctx: Context, scope: Scope, fields: Omit<MessageRow, "seq" | "content" | "encryptedContent" | "keyId">, content: string): Promise<Message | undefined> {
+  return ctx.db.knex.transaction(async (trx) => {
+    const [conversation] = (await bumpConversation(trx, fields.conversationId, scope)) as { lastSeq: number; ownerId: string }[];
+    if (!conversation) return undefined; // unknown, not the viewer's, or archived
+    const [row] = await trx("messages")
+      .insert({
+        ...fields,
+        seq: conversation.lastSeq,
+        ...storedContent(ctx.config.encryption, fields.conversationId, conversation.lastSeq, content),
+        metadata: JSON.stringify(fields.metadata),
+        toolCalls: fields.toolCalls == null ? null : JSON.stringify(fields.toolCalls),
+      })
+      .onConflict(["conversationId", "requestId"])
+      .ignore()
+      .returning("*");
+    // No row back: the request id is taken. The conversation lock makes the earlier writer committed by now.
+    if (!row) throw new DuplicateRequest();
+    await publishMessageAdded(trx, fields.conversationId, conversation.lastSeq, conversation.ownerId);
+    return Message.fromDatabaseJson(row);
+  });
 }
 
 /** The message an earlier request with this requestId created, if the viewer may read the conversation. */

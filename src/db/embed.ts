@@ -1,0 +1,48 @@
+/**
+ * Reading a related row in the same statement as its parent (a join) instead of a second round trip: the
+ * related table's columns are selected under a prefix (`"author.display_name"`, which knex's name mapping turns
+ * into `author.displayName`) and split off the result row again, so they come back with exactly the types the
+ * pg driver gives a plain `select *` of that table (dates, numerics, bytea), and the model is built from them
+ * as from any other row.
+ *
+ * Round trips are what an operation's time goes into here (bench/results), so the hot paths use this where a
+ * relation is almost always asked for together with its parent: a history page with its authors, an inbox page
+ * with its last messages. DataLoader stays for everything else.
+ */
+import type { Knex } from "knex";
+import type { ModelClass, Model } from "objection";
+
+/**
+ * The table's columns (property names), read once per process and model: objection caches the metadata. The
+ * server reads them at start (prepareEmbedding), so no request pays that statement.
+ */
+async function columnsOf(knex: Knex, model: ModelClass<Model>): Promise<string[]> {
+  const { columns } = await model.fetchTableMetadata({ knex });
+  if (columns.length === 0) throw new Error(`table ${model.tableName} has no columns: are the migrations applied?`);
+  return columns;
+}
+
+/** Reads the columns of every model that is embedded somewhere; call once the migrations are applied. */
+export async function prepareEmbedding(knex: Knex, models: ModelClass<Model>[]): Promise<void> {
+  await Promise.all(models.map((model) => columnsOf(knex, model)));
+}
+
+/** The select list of `alias`'s row (a `model` row) under `prefix`. */
+export async function embeddedColumns(knex: Knex, model: ModelClass<Model>, alias: string, prefix: string): Promise<Knex.Raw[]> {
+  return (await columnsOf(knex, model)).map((column) => knex.raw(`?? as "${prefix}.${column}"`, [`${alias}.${column}`]));
+}
+
+/**
+ * Removes the `prefix` columns from `row` and returns them as a row of their own; undefined when the join found
+ * nothing (its id is null).
+ */
+export function takeEmbedded(row: Record<string, unknown>, prefix: string): Record<string, unknown> | undefined {
+  const embedded: Record<string, unknown> = {};
+  const start = `${prefix}.`;
+  for (const key of Object.keys(row)) {
+    if (!key.startsWith(start)) continue;
+    embedded[key.slice(start.length)] = row[key];
+    delete row[key];
+  }
+  return embedded.id == null ? undefined : embedded;
+}
