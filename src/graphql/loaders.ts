@@ -67,7 +67,7 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
     /** A service's grants (origins and single conversations). */
     grantsByServiceId: new DataLoader<string, GrantSet>((ids) => loadGrantSets(knex, ids)),
     /** A page of messages for each of many conversations, in one statement per distinct page shape. */
-    messagePage: new DataLoader<MessagePageKey, Message[], string>((keys) => messagePageBatch(knex, keys, (author) => userById.prime(author.id, author)), {
+    messagePage: new DataLoader<MessagePageKey, Message[], string>((keys) => messagePageBatch(knex, keys, { authors: (author) => userById.prime(author.id, author) }), {
       cacheKeyFn: (key) => `${key.conversationId}:${key.direction}:${key.limit}:${key.cursorSeq ?? ""}`,
     }),
     /** What the Discord adapter posted of each assistant message. */

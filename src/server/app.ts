@@ -14,6 +14,7 @@ import { createDatabase, type Database } from "../db/database";
 import { prepareEmbedding } from "../db/embed";
 import { User } from "../modules/user/user.model";
 import { Message } from "../modules/message/message.model";
+import { Conversation } from "../modules/conversation/conversation.model";
 import { ApiKeyCache } from "../modules/api-key/api-key.cache";
 import { ACCESS_CHANNEL, createNotificationListener, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
@@ -61,7 +62,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       const applied = await db.migrate();
       if (applied.length) log.info({ applied }, "migrations applied");
     }
-    await prepareEmbedding(db.knex, [User, Message]);
+    await prepareEmbedding(db.knex, [User, Conversation, Message]);
     const schema = await createSchema();
     const httpServer = http.createServer();
     listener = await createNotificationListener(db, config.databaseUrl, log);

@@ -253,6 +253,58 @@ describe("Conversation.messages", () => {
   it("returns NOT_FOUND for another member's conversation instead of its messages", async () => {
     expect(await app.errorCode(MESSAGES_PAGE, { id: conversationId, first: 5 }, bob.token)).toBe("NOT_FOUND");
   });
+
+  // conversation(id) reads the page its one `messages` field asks for in its own statement (look-ahead); every
+  // way of writing that selection must answer exactly what the field alone (no look-ahead) answers.
+  describe("read together with the conversation", () => {
+    const NODE = "totalCount pageInfo { hasPreviousPage hasNextPage } edges { cursor node { id seq content } }";
+    /** @include stops the look-ahead, so this is the field resolving on its own. */
+    const PLAIN = `query($id: UUID!, $last: Int, $before: String) { conversation(id: $id) { id messages(last: $last, before: $before) @include(if: true) { ${NODE} } } }`;
+    const written = {
+      "a fragment spread": `query($id: UUID!, $last: Int, $before: String) { conversation(id: $id) { id ...M } }
+        fragment M on Conversation { messages(last: $last, before: $before) { ${NODE} } }`,
+      "an inline fragment": `query($id: UUID!, $last: Int, $before: String) { conversation(id: $id) { id ... on Conversation { messages(last: $last, before: $before) { ${NODE} } } } }`,
+      "an alias": `query($id: UUID!, $last: Int, $before: String) { conversation(id: $id) { id messages: messages(last: $last, before: $before) { ${NODE} } } }`,
+      "literal arguments": `query($id: UUID!) { conversation(id: $id) { id messages(last: 7, before: "${cursorOf([40])}") { ${NODE} } } }`,
+    };
+
+    it.each(Object.entries(written))("answers through %s as the field alone does", async (_name, query) => {
+      const variables = { id: conversationId, last: 7, before: cursorOf([40]) };
+      const expected = await app.ok(PLAIN, variables, alice.token);
+      expect(expected.conversation.messages.edges.map((e: { node: MessageNode }) => e.node.seq)).toEqual(range(33, 39));
+      expect(await app.ok(query, variables, alice.token)).toEqual(expected);
+    });
+
+    it("answers two pages of one conversation in one operation", async () => {
+      const TWO = `query($id: UUID!) { conversation(id: $id) { old: messages(first: 2) { edges { node { seq } } } new: messages(last: 2) { edges { node { seq } } } } }`;
+      const { conversation } = await app.ok(TWO, { id: conversationId }, alice.token);
+      expect(conversation.old.edges.map((e: { node: MessageNode }) => e.node.seq)).toEqual([1, 2]);
+      expect(conversation.new.edges.map((e: { node: MessageNode }) => e.node.seq)).toEqual([52, 53]);
+    });
+
+    it("reports bad paging arguments at the messages field, not at the conversation", async () => {
+      const { data, errors } = (await app.gql(MESSAGES_PAGE, { id: conversationId, first: 5, after: "not a cursor!" }, alice.token)).body;
+      expect(errors?.map((e) => [e.extensions?.code, e.path])).toEqual([["BAD_USER_INPUT", ["conversation", "messages"]]]);
+      expect(data).toBeNull(); // messages and conversation are non-null, so the error empties the whole answer
+    });
+
+    it("gives a conversation without messages an empty page", async () => {
+      const empty = await newConversation(alice);
+      expect(await messagesPage(alice, empty, { last: 50 })).toEqual({
+        totalCount: 0,
+        pageInfo: { hasNextPage: false, hasPreviousPage: false, startCursor: null, endCursor: null },
+        edges: [],
+      });
+    });
+
+    it("reads a granted service the page, and an ungranted one NOT_FOUND", async () => {
+      const granted = await app.makeUser(Role.SERVICE);
+      const other = await app.makeUser(Role.SERVICE);
+      await app.grant(granted, { conversationId });
+      expect(seqsOf(await messagesPage(granted, conversationId, { last: 3 }))).toEqual([51, 52, 53]);
+      expect(await app.errorCode(MESSAGES_PAGE, { id: conversationId, last: 3 }, other.token)).toBe("NOT_FOUND");
+    });
+  });
 });
 
 describe("Conversation.messages while messages are being added", () => {

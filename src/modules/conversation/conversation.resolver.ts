@@ -1,6 +1,9 @@
-import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
+import type { GraphQLResolveInfo } from "graphql";
+import { Arg, Args, Ctx, FieldResolver, Info, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../../graphql/context";
-import { ConnectionArgs, ConnectionType, cursorNumber, pageRequest, toConnection, type ConnectionShape } from "../../graphql/connection";
+import { ConnectionArgs, ConnectionType, toConnection, type ConnectionShape } from "../../graphql/connection";
+import { childFieldArguments } from "../../graphql/lookahead";
+import { messagePageKey } from "../message/message.loaders";
 import { User } from "../user/user.model";
 import { Message } from "../message/message.model";
 import { Conversation } from "./conversation.model";
@@ -14,8 +17,9 @@ export const MessageConnection = ConnectionType(Message);
 @Resolver(() => Conversation)
 export class ConversationResolver {
   @Query(() => Conversation, { description: "A conversation you can read; NOT_FOUND otherwise" })
-  conversation(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context): Promise<Conversation> {
-    return conversations.getConversation(ctx, id);
+  conversation(@Arg("id", () => UUIDScalar) id: string, @Ctx() ctx: Context, @Info() info: GraphQLResolveInfo): Promise<Conversation> {
+    const pages = childFieldArguments(info, "messages");
+    return conversations.getConversation(ctx, id, pages?.length === 1 ? (pages[0] as ConnectionArgs) : undefined);
   }
 
   @Query(() => ConversationConnection, { description: "Your conversations, most recently active first" })
@@ -62,14 +66,8 @@ export class ConversationResolver {
     description: "Messages by seq. `first`/`after` page forwards from the oldest; `last: 50` gives the newest 50 in chronological order",
   })
   async messages(@Root() conversation: Conversation, @Args() args: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<Message>> {
-    const page = pageRequest(args, ctx.config);
-    const cursorSeq = page.cursor ? cursorNumber(page.cursor[0]) : undefined;
-    const rows = await ctx.loaders.messagePage.load({
-      conversationId: conversation.id,
-      direction: page.direction,
-      limit: page.limit + 1, // the extra row tells whether there is another page
-      cursorSeq,
-    });
+    const { page, key } = messagePageKey(conversation.id, args, ctx.config);
+    const rows = await ctx.loaders.messagePage.load(key);
     return toConnection([...rows], page, (message) => [message.seq], () => conversation.messageCount);
   }
 }

@@ -9,7 +9,8 @@ import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from 
 import { checkJson, checkText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
 import { isAdmin, type Viewer } from "../user/viewer";
-import { assertMayActFor, assertMayActForUser, canAccessConversation } from "../access/access.service";
+import { assertMayActFor, assertMayActForUser, canAccessConversation, viewerScope } from "../access/access.service";
+import { messagePageBatch, messagePageKey, type MessagePageKey } from "../message/message.loaders";
 import { audit } from "../audit/audit.service";
 import { publishConversationChanged, publishConversationDeleted } from "../live/live.hub";
 import { lockTranscriptKeys } from "../transcript/transcript.jobs";
@@ -18,6 +19,7 @@ import { Message } from "../message/message.model";
 import { Conversation } from "./conversation.model";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 import type { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
+import type { ConnectionArgs } from "../../graphql/connection";
 
 export class ArchivedConversationError extends ConflictError {
   constructor() {
@@ -26,12 +28,33 @@ export class ArchivedConversationError extends ConflictError {
   }
 }
 
-/** The conversation if the viewer may read it, else NOT_FOUND. */
-export async function getConversation(ctx: Context, id: string): Promise<Conversation> {
+/**
+ * The conversation if the viewer may read it, else NOT_FOUND. With `messages` (the arguments of the one
+ * `messages` field the operation asks of it), that page and its authors are read in the same statement:
+ * the history view in one round trip.
+ */
+export async function getConversation(ctx: Context, id: string, messages?: ConnectionArgs): Promise<Conversation> {
   viewerOf(ctx);
+  if (messages) await readWithMessages(ctx, id, messages);
   const conversation = await ctx.loaders.conversationById.load(id);
   if (!conversation || !(await canAccessConversation(ctx, conversation))) throw new NotFoundError("Conversation");
   return conversation;
+}
+
+/** Primes the request's loaders with the conversation (if the viewer may reach it), its page of messages and their authors. */
+async function readWithMessages(ctx: Context, id: string, args: ConnectionArgs): Promise<void> {
+  let key: MessagePageKey;
+  try {
+    ({ key } = messagePageKey(id, args, ctx.config));
+  } catch {
+    return; // bad paging arguments: the messages field reports them, at its own path
+  }
+  const { loaders } = ctx;
+  const [page] = await messagePageBatch(ctx.db.knex, [key], {
+    authors: (author) => loaders.userById.prime(author.id, author),
+    conversations: { model: Conversation, scope: await viewerScope(ctx), take: (row) => loaders.conversationById.prime(id, Conversation.fromDatabaseJson(row)) },
+  });
+  loaders.messagePage.prime(key, page);
 }
 
 /** The conversation if the viewer may write it: readable and not archived. */

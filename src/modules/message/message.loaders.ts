@@ -1,4 +1,6 @@
 import type { Knex } from "knex";
+import type { Model, ModelClass } from "objection";
+import { cursorNumber, pageRequest, type ConnectionArgs, type PageLimits, type PageRequest } from "../../graphql/connection";
 import { embeddedColumns, takeEmbedded } from "../../db/embed";
 import { User } from "../user/user.model";
 import { Message } from "./message.model";
@@ -14,16 +16,34 @@ export interface MessagePageKey {
 
 const shapeOf = (key: MessagePageKey) => `${key.direction}:${key.limit}:${key.cursorSeq ?? ""}`;
 
+/** The page a `messages(first/after/last/before)` field asks for, and its loader key; BAD_USER_INPUT for bad arguments. */
+export function messagePageKey(conversationId: string, args: ConnectionArgs, limits: PageLimits): { page: PageRequest; key: MessagePageKey } {
+  const page = pageRequest(args, limits);
+  const cursorSeq = page.cursor ? cursorNumber(page.cursor[0]) : undefined;
+  // One row more than the page: it tells whether there is another page.
+  return { page, key: { conversationId, direction: page.direction, limit: page.limit + 1, cursorSeq } };
+}
+
+export interface PageBatchOptions {
+  /** Receives the author of each message, read in the same statement. */
+  authors: (user: User) => void;
+  /**
+   * Also read the conversations' own rows in that statement (`model` is the Conversation class, passed in
+   * because the conversation module imports this one), narrowed by `scope` to those the viewer may reach.
+   */
+  conversations?: { model: ModelClass<Model>; scope: (query: Knex.QueryBuilder) => void; take: (row: Record<string, unknown>) => void };
+}
+
 /**
  * Loads pages of messages for many conversations. Keys with the same page shape share one statement: a
  * LATERAL join that walks the (conversation_id, seq) index of each conversation and stops at the limit,
  * so the cost is the page size, not the conversation's length. Rows come back in page order.
  *
  * The messages' authors come in the same statement (a page is nearly always shown with who wrote it, and a
- * join on users' primary key for at most a page of rows costs far less than the round trip it saves); they
- * are handed to `authors` for the request's userById loader.
+ * join on users' primary key for at most a page of rows costs far less than the round trip it saves), and
+ * with `conversations` the conversations too (the history view: a conversation with its newest messages).
  */
-export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey[], authors: (user: User) => void): Promise<Message[][]> {
+export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey[], options: PageBatchOptions): Promise<Message[][]> {
   const groups = new Map<string, MessagePageKey[]>();
   for (const key of keys) {
     const group = groups.get(shapeOf(key));
@@ -31,17 +51,20 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
     else groups.set(shapeOf(key), [key]);
   }
   const pages = new Map<string, Message[]>(); // `${shape}|${conversationId}` → rows
-  const authorColumns = await embeddedColumns(knex, User, "u", "author");
+  const embedded = [
+    ...(await embeddedColumns(knex, User, "u", "author")),
+    ...(options.conversations ? await embeddedColumns(knex, options.conversations.model, "conversations", "conversation") : []),
+  ];
   await Promise.all(
     [...groups].map(async ([shape, group]) => {
       const { direction, limit, cursorSeq } = group[0];
       const ids = [...new Set(group.map((key) => key.conversationId))];
       const rows: Record<string, unknown>[] = await knex
-        .select("p.*", ...authorColumns)
-        .from(knex.raw("unnest(?::uuid[]) as c(id)", [ids]))
-        .joinRaw("cross join lateral (?) p", [
+        .select("p.*", ...embedded)
+        .from("conversations")
+        .joinRaw("left join lateral (?) p on true", [
           knex("messages as m")
-            .whereRaw("m.conversation_id = c.id")
+            .whereRaw("m.conversation_id = conversations.id")
             .modify((q) => {
               if (cursorSeq !== undefined) q.where("m.seq", direction === "forward" ? ">" : "<", cursorSeq);
             })
@@ -49,10 +72,19 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
             .limit(limit) as unknown as Knex.Raw, // knex inlines a builder binding as a subquery
         ])
         .leftJoin("users as u", "u.id", "p.authorId")
-        .orderBy("p.seq", direction === "forward" ? "asc" : "desc"); // the join may reorder the lateral's rows
+        .whereRaw("conversations.id = any(?::uuid[])", [ids])
+        .modify((q) => options.conversations?.scope(q))
+        .orderBy("p.seq", direction === "forward" ? "asc" : "desc"); // the joins may reorder the lateral's rows
+      const seen = new Set<unknown>();
       for (const row of rows) {
         const author = takeEmbedded(row, "author");
-        if (author) authors(User.fromDatabaseJson(author));
+        if (author) options.authors(User.fromDatabaseJson(author));
+        const conversation = options.conversations && takeEmbedded(row, "conversation");
+        if (conversation && !seen.has(conversation.id)) {
+          seen.add(conversation.id);
+          options.conversations!.take(conversation);
+        }
+        if (row.id == null) continue; // a conversation without messages (the left join's empty side)
         const message = Message.fromDatabaseJson(row);
         const pageKey = `${shape}|${message.conversationId}`;
         const page = pages.get(pageKey);
