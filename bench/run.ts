@@ -8,14 +8,15 @@
  *    production mode, PostGraphile (amber preset), the floor.
  * 3. Before timing: H and I answers of all systems are compared (normal form, bench/operations.ts) on random
  *    targets, and each system's W is checked to have written its message.
- * 4. SQL statements per request: pg_stat_statements over sequential requests per system and operation.
+ * 4. SQL statements and PostgreSQL execution time per request: pg_stat_statements over sequential requests
+ *    per system and operation (the most expensive statements are printed to the console).
  * 5. Throughput: autocannon with 32 connections, a random member and conversation per request; per round,
  *    operation and system a warm-up then a measured run, systems alternating (A B C, A B C, ...) for ROUNDS.
  * 6. Parley on PGlite (its one embedded connection): a copy of the workload, the same H, I and W.
  * Results: bench/results/<YYYY-MM-DD>.md (also printed).
  *
  * Env: BENCH_ROUNDS (3), BENCH_WARMUP_S (3), BENCH_DURATION_S (10), BENCH_CONNECTIONS (32), POOL_MAX (10),
- *      BENCH_SYSTEMS (Parley,PostGraphile,floor), BENCH_PGLITE (1; 0 skips it), BENCH_LABEL (suffix of the file),
+ *      BENCH_SYSTEMS (Parley,PostGraphile,floor), BENCH_OPS (H,I,W), BENCH_PGLITE (1; 0 skips it), BENCH_LABEL (suffix of the file),
  *      BENCH_PROFILE (a folder: Parley runs with --cpu-prof into it).
  */
 import "reflect-metadata";
@@ -35,7 +36,7 @@ import { startCluster, stopCluster } from "../test/setup/pg-cluster";
 import { withDatabase } from "../test/setup/pg-urls";
 import { startServerProcess } from "../test/helpers/process";
 import { seedWorkload, type SeedStep } from "./workload";
-import { floor, OPERATIONS, parley, postgraphile, type OperationName, type System, type Target } from "./operations";
+import { floor, OPERATIONS as ALL_OPERATIONS, parley, postgraphile, type OperationName, type System, type Target } from "./operations";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
@@ -43,6 +44,7 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const POOL_MAX = process.env.POOL_MAX ?? "10";
 const SYSTEMS = (process.env.BENCH_SYSTEMS ?? "Parley,PostGraphile,floor").split(",");
+const OPERATIONS = ALL_OPERATIONS.filter((op) => (process.env.BENCH_OPS ?? "H,I,W").split(",").includes(op));
 const STATEMENT_SAMPLES = 200;
 const CHECK_SAMPLES = 25;
 const DB = "parley_bench";
@@ -159,16 +161,34 @@ async function checkAnswers(systems: Running[], members: Member[], knex: pg.Pool
   return notes;
 }
 
-/** SQL statements per request (pg_stat_statements, utility statements such as BEGIN/COMMIT included). */
-async function statementsPerRequest(running: Running, op: OperationName, members: Member[], admin: pg.Pool): Promise<number> {
+interface StatementCost {
+  /** Statements per request (utility statements such as BEGIN/COMMIT included). */
+  statements: number;
+  /** Milliseconds PostgreSQL spent planning and executing them, per request. */
+  databaseMs: number;
+  /** Of which planning. */
+  planMs: number;
+  /** The statements by execution time, most expensive first (for the console, to see where the time goes). */
+  top: string[];
+}
+
+/** What one request costs in PostgreSQL: pg_stat_statements over STATEMENT_SAMPLES sequential requests. */
+async function statementCost(running: Running, op: OperationName, members: Member[], admin: pg.Pool): Promise<StatementCost> {
   await admin.query("select pg_stat_statements_reset()");
   for (let i = 0; i < STATEMENT_SAMPLES; i += 1) await call(running, op, randomTarget(members));
   const { rows } = await admin.query(
-    `select coalesce(sum(calls), 0)::int as calls from pg_stat_statements s join pg_database d on d.oid = s.dbid
-      where d.datname = $1 and s.query not ilike '%pg_stat_statements%'`,
+    `select calls::int, (total_plan_time + total_exec_time)::float8 as ms, total_plan_time::float8 as plan, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) as query
+       from pg_stat_statements s join pg_database d on d.oid = s.dbid
+      where d.datname = $1 and s.query not ilike '%pg_stat_statements%' order by total_plan_time + total_exec_time desc`,
     [DB],
   );
-  return rows[0].calls / STATEMENT_SAMPLES;
+  const sum = (key: "calls" | "ms" | "plan") => rows.reduce((total: number, row: Record<string, number>) => total + row[key], 0);
+  return {
+    statements: sum("calls") / STATEMENT_SAMPLES,
+    databaseMs: sum("ms") / STATEMENT_SAMPLES,
+    planMs: sum("plan") / STATEMENT_SAMPLES,
+    top: rows.slice(0, 5).map((row: { calls: number; ms: number; plan: number; query: string }) => `${(row.ms / STATEMENT_SAMPLES).toFixed(3)} ms/request (planning ${(row.plan / STATEMENT_SAMPLES).toFixed(3)}), ${row.calls} calls: ${row.query}`),
+  };
 }
 
 
@@ -244,10 +264,10 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 
 async function main(): Promise<void> {
   const started = performance.now();
-  const cluster = await startCluster(["-c shared_preload_libraries=pg_stat_statements", "-c pg_stat_statements.track=all"]);
+  const cluster = await startCluster(["-c shared_preload_libraries=pg_stat_statements", "-c pg_stat_statements.track=all", "-c pg_stat_statements.track_planning=on"]);
   const lines: string[] = [];
   const measurements: Measurement[] = [];
-  const statements = new Map<string, number>();
+  const statements = new Map<string, StatementCost>();
   const memory = new Map<string, { rss: number; peak: number }>();
   let checks: string[] = [];
   let seedSteps: SeedStep[] = [];
@@ -278,7 +298,11 @@ async function main(): Promise<void> {
     try {
       checks = await checkAnswers(systems, members, pool);
       for (const running of systems) {
-        for (const op of OPERATIONS) statements.set(`${running.system.name}:${op}`, await statementsPerRequest(running, op, members, pool));
+        for (const op of OPERATIONS) {
+          const cost = await statementCost(running, op, members, pool);
+          statements.set(`${running.system.name}:${op}`, cost);
+          console.error(`${running.system.name} ${op}: ${cost.statements.toFixed(2)} statements, ${cost.databaseMs.toFixed(3)} ms in PostgreSQL per request (planning ${cost.planMs.toFixed(3)})\n  ${cost.top.join("\n  ")}`);
+        }
       }
       for (let round = 1; round <= ROUNDS; round += 1) {
         for (const op of OPERATIONS) {
@@ -321,13 +345,13 @@ async function main(): Promise<void> {
     "Checked before timing:",
     ...checks.map((note) => `- ${note}`),
     "",
-    "| op | system | req/s | p50 ms | p95 ms | p99 ms | SQL statements / request |",
-    "|---|---|---:|---:|---:|---:|---:|",
+    "| op | system | req/s | p50 ms | p95 ms | p99 ms | SQL statements / request | PostgreSQL ms / request |",
+    "|---|---|---:|---:|---:|---:|---:|---:|",
   );
   for (const op of OPERATIONS) {
     for (const system of SYSTEMS) {
       const s = summary(system, op);
-      lines.push(`| ${op} | ${system} | ${s.rps.toFixed(0)} | ${ms(s.p50)} | ${ms(s.p95)} | ${ms(s.p99)} | ${statements.get(`${system}:${op}`)?.toFixed(2)} |`);
+      lines.push(`| ${op} | ${system} | ${s.rps.toFixed(0)} | ${ms(s.p50)} | ${ms(s.p95)} | ${ms(s.p99)} | ${statements.get(`${system}:${op}`)?.statements.toFixed(2)} | ${statements.get(`${system}:${op}`)?.databaseMs.toFixed(2)} |`);
     }
   }
   const ratio = (a: string, b: string, op: OperationName) =>

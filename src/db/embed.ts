@@ -27,13 +27,42 @@ export async function prepareEmbedding(knex: Knex, models: ModelClass<Model>[]):
   await Promise.all(models.map((model) => columnsOf(knex, model)));
 }
 
+/** The select list of `alias`'s row (a `model` row), column by column (see prepared.ts on why not `*`). */
+export async function plainColumns(knex: Knex, model: ModelClass<Model>, alias: string): Promise<Knex.Raw[]> {
+  return (await columnsOf(knex, model)).map((column) => knex.raw("??", [`${alias}.${column}`]));
+}
+
 /** The select list of `alias`'s row (a `model` row) under `prefix`. */
 export async function embeddedColumns(knex: Knex, model: ModelClass<Model>, alias: string, prefix: string): Promise<Knex.Raw[]> {
   return (await columnsOf(knex, model)).map((column) => knex.raw(`?? as "${prefix}.${column}"`, [`${alias}.${column}`]));
 }
 
 /**
- * Removes the `prefix` columns from `row` and returns them as a row of their own; undefined when the join found
+ * Splits a raw result row into its own columns (`base`) and each embedded row by prefix (undefined when the
+ * join found nothing: its id is null). One pass, and fresh objects: deleting keys from the row instead would
+ * turn it into a slow dictionary-mode object right before the model is built from it.
+ */
+export function splitRow(row: Record<string, unknown>): { base: Record<string, unknown>; embedded: Map<string, Record<string, unknown> | undefined> } {
+  const base: Record<string, unknown> = {};
+  const parts = new Map<string, Record<string, unknown>>();
+  for (const key in row) {
+    const dot = key.indexOf(".");
+    if (dot < 0) {
+      base[key] = row[key];
+      continue;
+    }
+    const prefix = key.slice(0, dot);
+    let part = parts.get(prefix);
+    if (!part) parts.set(prefix, (part = {}));
+    part[key.slice(dot + 1)] = row[key];
+  }
+  const embedded = new Map<string, Record<string, unknown> | undefined>();
+  for (const [prefix, part] of parts) embedded.set(prefix, part.id == null ? undefined : part);
+  return { base, embedded };
+}
+
+/**
+ * Removes the `prefix` columns from `row` (a model built by objection, for a few rows; raw rows: splitRow) and returns them as a row of their own; undefined when the join found
  * nothing (its id is null).
  */
 export function takeEmbedded(row: Record<string, unknown>, prefix: string): Record<string, unknown> | undefined {

@@ -10,6 +10,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { type Config, MEMORY_DIR } from "../config";
 import { ExtensionlessMigrationSource, SEEDS_DIR } from "./migration-source";
 import { lockPgliteDir } from "./pglite-lock";
+import { PreparingPostgresClient } from "./prepared";
 
 // bigint (seq, counts, sizes) as numbers, as PGlite already does; every value we store fits in 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -49,7 +50,7 @@ export interface KnexSetup {
  */
 export function knexSetup(config: Config): KnexSetup {
   if (config.databaseUrl) {
-    return { config: { client: "pg", connection: config.databaseUrl, pool: { min: 0, max: config.databasePoolMax }, ...common } };
+    return { config: { client: PreparingPostgresClient as unknown as typeof Knex.Client, connection: config.databaseUrl, pool: { min: 0, max: config.databasePoolMax }, ...common } };
   }
   const handle = openPglite(config.pgliteDir);
   return {

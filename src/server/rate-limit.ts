@@ -14,6 +14,7 @@ import type { Knex } from "knex";
 import type { Logger } from "pino";
 import type { Config } from "../config";
 import type { Database } from "../db/database";
+import { prepared } from "../db/prepared";
 import type { Viewer } from "../modules/user/viewer";
 import { RateLimitedError } from "../graphql/errors";
 
@@ -55,7 +56,7 @@ export function createRateLimiter(config: Config, db: Database, log: Logger): Ra
 
   async function countInDatabase(increments: Map<string, number>, now: number): Promise<Totals> {
     const keys = [...increments.keys()];
-    const { rows } = (await db.knex.raw(
+    const { rows } = (await prepared(db.knex.raw(
       `insert into rate_limits as r (key, points, expire)
          select key, points, ?::bigint from unnest(?::text[], ?::int[]) as t(key, points)
        on conflict (key) do update set
@@ -63,7 +64,7 @@ export function createRateLimiter(config: Config, db: Database, log: Logger): Ra
          expire = case when r.expire is null or r.expire <= ? then excluded.expire else r.expire end
        returning key, points, expire`,
       [now + windowMs, keys, keys.map((key) => increments.get(key)!), now, now],
-    )) as { rows: { key: string; points: number; expire: string | number }[] };
+    ))) as { rows: { key: string; points: number; expire: string | number }[] };
     return new Map(rows.map((row) => [row.key, { points: Number(row.points), expire: Number(row.expire) }]));
   }
 

@@ -52,8 +52,9 @@ export async function viewerScope(ctx: Context): Promise<(query: Knex.QueryBuild
   return (query) =>
     void query.where((q) => {
       q.where("conversations.owner_id", viewer.id);
-      if (grants.origins.size) q.orWhereIn("conversations.origin", [...grants.origins]);
-      if (grants.conversationIds.size) q.orWhereIn("conversations.id", [...grants.conversationIds]);
+      // Arrays, not IN lists: the SQL text stays the same however many grants (see db/prepared.ts).
+      if (grants.origins.size) q.orWhereRaw("conversations.origin = any(?::text[])", [[...grants.origins]]);
+      if (grants.conversationIds.size) q.orWhereRaw("conversations.id = any(?::uuid[])", [[...grants.conversationIds]]);
     });
 }
 

@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { Knex } from "knex";
+import { prepared } from "../../db/prepared";
 import { Role } from "../user/role.enum";
 import { lowerRole, type Viewer } from "../user/viewer";
 import { User } from "../user/user.model";
@@ -48,7 +49,7 @@ export async function authenticateApiKey(knex: Knex, secret: string, cache?: Api
   }
   const row:
     | { keyId: string; keyRole: Role | null; lastUsedAt: Date | null; id: string; role: Role; displayName: string }
-    | undefined = await knex("api_keys as k")
+    | undefined = await prepared(knex("api_keys as k"))
     .join("users as u", "u.id", "k.user_id")
     .where("k.key_hash", hash)
     .whereNull("k.revoked_at")
@@ -66,9 +67,27 @@ export async function authenticateApiKey(knex: Knex, secret: string, cache?: Api
   return viewer;
 }
 
-/** Not awaited: bookkeeping must not slow down or fail the request. */
+/** Keys used lately whose last_used_at is still to be written, per database. */
+const touched = new WeakMap<Knex, Set<string>>();
+/** How long touches gather before one statement writes them all. */
+const TOUCH_BATCH_MS = 100;
+
+/**
+ * Not awaited: bookkeeping must not slow down or fail the request. The keys touched within TOUCH_BATCH_MS
+ * are written by one statement, so many first requests of many keys (a deploy, a burst of new sessions)
+ * cost one write, not one each. A process that stops in that window leaves those keys' hint older.
+ */
 function touch(knex: Knex, keyId: string): void {
-  knex("api_keys").where("id", keyId).update({ lastUsedAt: knex.fn.now() }).catch(() => undefined);
+  let pending = touched.get(knex);
+  if (!pending) {
+    const keys = (pending = new Set());
+    touched.set(knex, keys);
+    setTimeout(() => {
+      touched.delete(knex);
+      knex("api_keys").whereRaw("id = any(?::uuid[])", [[...keys]]).update({ lastUsedAt: knex.fn.now() }).catch(() => undefined);
+    }, TOUCH_BATCH_MS).unref();
+  }
+  pending.add(keyId);
 }
 
 /**

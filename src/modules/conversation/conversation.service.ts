@@ -14,7 +14,8 @@ import { messagePageBatch, messagePageKey, type MessagePageKey } from "../messag
 import { audit } from "../audit/audit.service";
 import { publishConversationChanged, publishConversationDeleted } from "../live/live.hub";
 import { lockTranscriptKeys } from "../transcript/transcript.jobs";
-import { embeddedColumns, takeEmbedded } from "../../db/embed";
+import { embeddedColumns, plainColumns, takeEmbedded } from "../../db/embed";
+import { prepared } from "../../db/prepared";
 import { Message } from "../message/message.model";
 import { Conversation } from "./conversation.model";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
@@ -88,10 +89,11 @@ export async function listConversations(ctx: Context, args: ConversationsArgs): 
   };
   // An inbox shows each conversation with its newest message: read in the same statement, through
   // conversations.last_seq and the (conversation_id, seq) index, for the lastMessage field's loader.
-  const lastMessageColumns = await embeddedColumns(knex, Message, "last", "lastMessage");
+  const columns = [...(await plainColumns(knex, Conversation, "conversations")), ...(await embeddedColumns(knex, Message, "last", "lastMessage"))];
   const withLastMessages = () =>
     filtered()
-      .select("conversations.*", ...lastMessageColumns)
+      .onBuildKnex((query) => prepared(query))
+      .select(...columns)
       .leftJoin("messages as last", (join) => join.on("last.conversationId", "conversations.id").andOn("last.seq", "conversations.lastSeq"));
   const connection = await newestFirstPage(withLastMessages, page, "updatedAt", "updated_at", { table: "conversations", counted: filtered });
   for (const { node } of connection.edges) {

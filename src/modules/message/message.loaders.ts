@@ -1,7 +1,8 @@
 import type { Knex } from "knex";
 import type { Model, ModelClass } from "objection";
 import { cursorNumber, pageRequest, type ConnectionArgs, type PageLimits, type PageRequest } from "../../graphql/connection";
-import { embeddedColumns, takeEmbedded } from "../../db/embed";
+import { embeddedColumns, plainColumns, splitRow } from "../../db/embed";
+import { prepared } from "../../db/prepared";
 import { User } from "../user/user.model";
 import { Message } from "./message.model";
 
@@ -51,7 +52,8 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
     else groups.set(shapeOf(key), [key]);
   }
   const pages = new Map<string, Message[]>(); // `${shape}|${conversationId}` → rows
-  const embedded = [
+  const columns = [
+    ...(await plainColumns(knex, Message, "p")),
     ...(await embeddedColumns(knex, User, "u", "author")),
     ...(options.conversations ? await embeddedColumns(knex, options.conversations.model, "conversations", "conversation") : []),
   ];
@@ -59,8 +61,7 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
     [...groups].map(async ([shape, group]) => {
       const { direction, limit, cursorSeq } = group[0];
       const ids = [...new Set(group.map((key) => key.conversationId))];
-      const rows: Record<string, unknown>[] = await knex
-        .select("p.*", ...embedded)
+      const rows: Record<string, unknown>[] = await prepared(knex.select(...columns))
         .from("conversations")
         .joinRaw("left join lateral (?) p on true", [
           knex("messages as m")
@@ -75,17 +76,23 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
         .whereRaw("conversations.id = any(?::uuid[])", [ids])
         .modify((q) => options.conversations?.scope(q))
         .orderBy("p.seq", direction === "forward" ? "asc" : "desc"); // the joins may reorder the lateral's rows
-      const seen = new Set<unknown>();
+      const seenAuthors = new Set<unknown>();
+      const seenConversations = new Set<unknown>();
       for (const row of rows) {
-        const author = takeEmbedded(row, "author");
-        if (author) options.authors(User.fromDatabaseJson(author));
-        const conversation = options.conversations && takeEmbedded(row, "conversation");
-        if (conversation && !seen.has(conversation.id)) {
-          seen.add(conversation.id);
+        const { base, embedded } = splitRow(row);
+        // A page has few authors and one conversation, repeated on every row: each is built once.
+        const author = embedded.get("author");
+        if (author && !seenAuthors.has(author.id)) {
+          seenAuthors.add(author.id);
+          options.authors(User.fromDatabaseJson(author));
+        }
+        const conversation = options.conversations && embedded.get("conversation");
+        if (conversation && !seenConversations.has(conversation.id)) {
+          seenConversations.add(conversation.id);
           options.conversations!.take(conversation);
         }
-        if (row.id == null) continue; // a conversation without messages (the left join's empty side)
-        const message = Message.fromDatabaseJson(row);
+        if (base.id == null) continue; // a conversation without messages (the left join's empty side)
+        const message = Message.fromDatabaseJson(base);
         const pageKey = `${shape}|${message.conversationId}`;
         const page = pages.get(pageKey);
         if (page) page.push(message);

@@ -17,6 +17,8 @@ import { Message } from "./message.model";
 import { MessageRole, MessageStatus } from "./message.enums";
 import type { AddMessageInput } from "./message.input";
 import { messageText, storedContent } from "./encryption";
+import { plainColumns } from "../../db/embed";
+import { prepared } from "../../db/prepared";
 import { messageAddedSql, publishMessageAdded } from "../live/live.hub";
 
 /** Thrown inside the transaction to roll it back when the request id was already used. */
@@ -191,8 +193,9 @@ async function insertInOneStatement(ctx: Context, scope: Scope, fields: Omit<Mes
           returning *`, [...columns, ...columns, JSON.stringify(document)]),
       )
       .with("notified", knex.raw(`select ${messageAddedSql("ins", "bump")} from ins, bump`))
-      .select("ins.*")
-      .from(knex.raw("ins, notified"));
+      .select(await plainColumns(knex, Message, "ins"))
+      .from(knex.raw("ins, notified"))
+      .modify(prepared);
     return row ? Message.fromDatabaseJson(row) : undefined; // none: unknown, not the viewer's, or archived
   } catch (error) {
     if (isDuplicateRequest(error)) throw new DuplicateRequest();
