@@ -32,9 +32,28 @@ export async function plainColumns(knex: Knex, model: ModelClass<Model>, alias: 
   return (await columnsOf(knex, model)).map((column) => knex.raw("??", [`${alias}.${column}`]));
 }
 
-/** The select list of `alias`'s row (a `model` row) under `prefix`. */
-export async function embeddedColumns(knex: Knex, model: ModelClass<Model>, alias: string, prefix: string): Promise<Knex.Raw[]> {
-  return (await columnsOf(knex, model)).map((column) => knex.raw(`?? as "${prefix}.${column}"`, [`${alias}.${column}`]));
+/**
+ * The select list of `alias`'s row (a `model` row) under `prefix`. With `oncePer` (an expression), a row that
+ * the join repeats for every row of the same `oncePer` is filled in on only one of them, and is null on the
+ * others: they then cost nothing to send or to parse.
+ */
+export async function embeddedColumns(knex: Knex, model: ModelClass<Model>, alias: string, prefix: string, oncePer?: string): Promise<Knex.Raw[]> {
+  return (await columnsOf(knex, model)).map((column) =>
+    oncePer
+      ? knex.raw(`case when row_number() over (partition by ${oncePer}) = 1 then ?? end as "${prefix}.${column}"`, [`${alias}.${column}`])
+      : knex.raw(`?? as "${prefix}.${column}"`, [`${alias}.${column}`]),
+  );
+}
+
+/** Result keys split at their prefix: [prefix, column], or undefined for a key of the row itself. Keys are the
+ * select lists' aliases, so the cache stays as small as the schema. */
+const splitKeys = new Map<string, [string, string] | undefined>();
+function keyParts(key: string): [string, string] | undefined {
+  if (splitKeys.has(key)) return splitKeys.get(key);
+  const dot = key.indexOf(".");
+  const parts: [string, string] | undefined = dot < 0 ? undefined : [key.slice(0, dot), key.slice(dot + 1)];
+  splitKeys.set(key, parts);
+  return parts;
 }
 
 /**
@@ -46,15 +65,14 @@ export function splitRow(row: Record<string, unknown>): { base: Record<string, u
   const base: Record<string, unknown> = {};
   const parts = new Map<string, Record<string, unknown>>();
   for (const key in row) {
-    const dot = key.indexOf(".");
-    if (dot < 0) {
+    const split = keyParts(key);
+    if (!split) {
       base[key] = row[key];
       continue;
     }
-    const prefix = key.slice(0, dot);
-    let part = parts.get(prefix);
-    if (!part) parts.set(prefix, (part = {}));
-    part[key.slice(dot + 1)] = row[key];
+    let part = parts.get(split[0]);
+    if (!part) parts.set(split[0], (part = {}));
+    part[split[1]] = row[key];
   }
   const embedded = new Map<string, Record<string, unknown> | undefined>();
   for (const [prefix, part] of parts) embedded.set(prefix, part.id == null ? undefined : part);

@@ -54,8 +54,8 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
   const pages = new Map<string, Message[]>(); // `${shape}|${conversationId}` → rows
   const columns = [
     ...(await plainColumns(knex, Message, "p")),
-    ...(await embeddedColumns(knex, User, "u", "author")),
-    ...(options.conversations ? await embeddedColumns(knex, options.conversations.model, "conversations", "conversation") : []),
+    ...(await embeddedColumns(knex, User, "u", "author", "conversations.id, p.author_id")),
+    ...(options.conversations ? await embeddedColumns(knex, options.conversations.model, "conversations", "conversation", "conversations.id") : []),
   ];
   await Promise.all(
     [...groups].map(async ([shape, group]) => {
