@@ -45,43 +45,44 @@ export async function embeddedColumns(knex: Knex, model: ModelClass<Model>, alia
   );
 }
 
-/** Result keys split at their prefix: [prefix, column], or undefined for a key of the row itself. Keys are the
- * select lists' aliases, so the cache stays as small as the schema. */
-const splitKeys = new Map<string, [string, string] | undefined>();
-function keyParts(key: string): [string, string] | undefined {
-  if (splitKeys.has(key)) return splitKeys.get(key);
-  const dot = key.indexOf(".");
-  const parts: [string, string] | undefined = dot < 0 ? undefined : [key.slice(0, dot), key.slice(dot + 1)];
-  splitKeys.set(key, parts);
-  return parts;
-}
+export type RowSplit = { base: Record<string, unknown>; embedded: Map<string, Record<string, unknown>> };
 
 /**
- * Splits a raw result row into its own columns (`base`) and each embedded row by prefix (undefined when the
- * join found nothing: its id is null). One pass, and fresh objects: deleting keys from the row instead would
- * turn it into a slow dictionary-mode object right before the model is built from it.
+ * For the rows of one result (they share `keys`): splits a row into its own columns (`base`) and the embedded
+ * rows by prefix, leaving out an embedded row whose id is null (the join found nothing, or `oncePer` left it
+ * out). The key layout is worked out once per result, and the objects are fresh: deleting keys from the row
+ * instead would turn it into a slow dictionary-mode object right before the model is built from it.
  */
-export function splitRow(row: Record<string, unknown>): { base: Record<string, unknown>; embedded: Map<string, Record<string, unknown> | undefined> } {
-  const base: Record<string, unknown> = {};
-  const parts = new Map<string, Record<string, unknown>>();
-  for (const key in row) {
-    const split = keyParts(key);
-    if (!split) {
-      base[key] = row[key];
-      continue;
-    }
-    let part = parts.get(split[0]);
-    if (!part) parts.set(split[0], (part = {}));
-    part[split[1]] = row[key];
+export function rowSplitter(keys: string[]): (row: Record<string, unknown>) => RowSplit {
+  const baseKeys = keys.filter((key) => !key.includes("."));
+  const parts = new Map<string, { source: string[]; target: string[]; id: string }>();
+  for (const key of keys) {
+    const dot = key.indexOf(".");
+    if (dot < 0) continue;
+    const prefix = key.slice(0, dot);
+    const part = parts.get(prefix) ?? { source: [], target: [], id: `${prefix}.id` };
+    parts.set(prefix, part);
+    part.source.push(key);
+    part.target.push(key.slice(dot + 1));
   }
-  const embedded = new Map<string, Record<string, unknown> | undefined>();
-  for (const [prefix, part] of parts) embedded.set(prefix, part.id == null ? undefined : part);
-  return { base, embedded };
+  const layout = [...parts];
+  return (row) => {
+    const base: Record<string, unknown> = {};
+    for (const key of baseKeys) base[key] = row[key];
+    const embedded = new Map<string, Record<string, unknown>>();
+    for (const [prefix, { source, target, id }] of layout) {
+      if (row[id] == null) continue;
+      const part: Record<string, unknown> = {};
+      for (let i = 0; i < source.length; i++) part[target[i]] = row[source[i]];
+      embedded.set(prefix, part);
+    }
+    return { base, embedded };
+  };
 }
 
 /**
- * Removes the `prefix` columns from `row` (a model built by objection, for a few rows; raw rows: splitRow) and returns them as a row of their own; undefined when the join found
- * nothing (its id is null).
+ * Removes the `prefix` columns from `row` and returns them as a row of their own; undefined when the join
+ * found nothing (its id is null). For a few model instances built by objection; raw rows: rowSplitter.
  */
 export function takeEmbedded(row: Record<string, unknown>, prefix: string): Record<string, unknown> | undefined {
   const embedded: Record<string, unknown> = {};

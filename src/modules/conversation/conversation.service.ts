@@ -7,7 +7,7 @@ import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
-import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
+import { newestFirstPage, pageRequest, type ConnectionArgs, type ConnectionShape } from "../../graphql/connection";
 import { isAdmin, type Viewer } from "../user/viewer";
 import { assertMayActFor, assertMayActForUser, canAccessConversation, viewerScope } from "../access/access.service";
 import { messagePageBatch, messagePageKey, type MessagePageKey } from "../message/message.loaders";
@@ -20,7 +20,6 @@ import { Message } from "../message/message.model";
 import { Conversation } from "./conversation.model";
 import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
 import type { ConversationsArgs, CreateConversationInput, UpdateConversationInput } from "./conversation.input";
-import type { ConnectionArgs } from "../../graphql/connection";
 
 export class ArchivedConversationError extends ConflictError {
   constructor() {

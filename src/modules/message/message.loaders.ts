@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { Model, ModelClass } from "objection";
 import { cursorNumber, pageRequest, type ConnectionArgs, type PageLimits, type PageRequest } from "../../graphql/connection";
-import { embeddedColumns, plainColumns, splitRow } from "../../db/embed";
+import { embeddedColumns, plainColumns, rowSplitter } from "../../db/embed";
 import { prepared } from "../../db/prepared";
 import { User } from "../user/user.model";
 import { Message } from "./message.model";
@@ -78,8 +78,9 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
         .orderBy("p.seq", direction === "forward" ? "asc" : "desc"); // the joins may reorder the lateral's rows
       const seenAuthors = new Set<unknown>();
       const seenConversations = new Set<unknown>();
+      const split = rowSplitter(rows.length ? Object.keys(rows[0]) : []);
       for (const row of rows) {
-        const { base, embedded } = splitRow(row);
+        const { base, embedded } = split(row);
         // A page has few authors and one conversation, repeated on every row: each is built once.
         const author = embedded.get("author");
         if (author && !seenAuthors.has(author.id)) {
