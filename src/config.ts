@@ -19,6 +19,11 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Size of the pg pool when databaseUrl is set. @default 10 */
   databasePoolMax: number;
+  /**
+   * Run the hot statements as named prepared statements (db/prepared.ts). Off for a connection pooler that
+   * cannot keep them per server connection, such as PgBouncer in transaction mode before 1.21. @default true
+   */
+  databasePreparedStatements: boolean;
   /** Folder of the embedded database, or "memory://" for a throwaway one. @default "./data/pglite" */
   pgliteDir: string;
   /** Apply pending migrations when the server starts. Always on for PGlite. @default false with DATABASE_URL */
@@ -303,6 +308,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.HOST || "0.0.0.0",
     databaseUrl,
     databasePoolMax: int(env, "DATABASE_POOL_MAX", 10, 1),
+    databasePreparedStatements: bool(env, "DATABASE_PREPARED_STATEMENTS", true),
     pgliteDir: pgliteRaw === MEMORY_DIR ? MEMORY_DIR : path.resolve(pgliteRaw),
     migrateOnStart: databaseUrl ? bool(env, "MIGRATE_ON_START", false) : true,
     logLevel: oneOf(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),

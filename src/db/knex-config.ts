@@ -50,7 +50,15 @@ export interface KnexSetup {
  */
 export function knexSetup(config: Config): KnexSetup {
   if (config.databaseUrl) {
-    return { config: { client: PreparingPostgresClient as unknown as typeof Knex.Client, connection: config.databaseUrl, pool: { min: 0, max: config.databasePoolMax }, ...common } };
+    return {
+      config: {
+        client: PreparingPostgresClient as unknown as typeof Knex.Client,
+        connection: config.databaseUrl,
+        pool: { min: 0, max: config.databasePoolMax },
+        ...common,
+        ...{ prepareStatements: config.databasePreparedStatements }, // read by PreparingPostgresClient
+      },
+    };
   }
   const handle = openPglite(config.pgliteDir);
   return {

@@ -15,7 +15,8 @@ import { createHash } from "node:crypto";
 import type { Knex } from "knex";
 // knex's PostgreSQL client class; knex exposes no public type for it.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const PostgresClient: new (config: Knex.Config) => { _query(connection: unknown, obj: QueryObject): Promise<unknown> } = require("knex/lib/dialects/postgres");
+const PostgresClient: new (config: Knex.Config) => { config: Knex.Config & { prepareStatements?: boolean }; _query(connection: unknown, obj: QueryObject): Promise<unknown> } =
+  require("knex/lib/dialects/postgres");
 
 interface QueryObject {
   sql: string;
@@ -27,12 +28,15 @@ export function prepared<Q extends { options(options: Record<string, unknown>): 
   return query.options({ prepare: true });
 }
 
-/** knex's pg client, naming the statements that prepared() marked. */
+/**
+ * knex's pg client, naming the statements that prepared() marked, unless its config says
+ * `prepareStatements: false` (DATABASE_PREPARED_STATEMENTS).
+ */
 export class PreparingPostgresClient extends PostgresClient {
   override _query(connection: unknown, obj: QueryObject): Promise<unknown> {
     if (obj.options?.prepare) {
       const { prepare: _, ...options } = obj.options;
-      obj.options = { ...options, name: `parley_${createHash("sha1").update(obj.sql).digest("base64url")}` };
+      obj.options = this.config.prepareStatements === false ? options : { ...options, name: `parley_${createHash("sha1").update(obj.sql).digest("base64url")}` };
     }
     return super._query(connection, obj);
   }

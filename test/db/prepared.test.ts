@@ -40,6 +40,19 @@ it("prepares the hot statements on PostgreSQL (and nothing on PGlite, where mark
   else expect(rows).toEqual([]);
 });
 
+it("prepares nothing with DATABASE_PREPARED_STATEMENTS=false (for poolers that cannot keep them), and still answers", async () => {
+  const unprepared = await createTestApp({ DATABASE_POOL_MAX: "1", AUTH_CACHE_SECONDS: "0", DATABASE_PREPARED_STATEMENTS: "false" });
+  try {
+    const bob = await unprepared.makeUser(Role.MEMBER, "bob");
+    await unprepared.ok(`mutation { createConversation(input: { title: "prepared" }) { id } }`, {}, bob.token);
+    expect((await unprepared.ok(INBOX, {}, bob.token)).conversations.edges).toEqual([{ node: { title: "prepared", lastMessage: null } }]);
+    const { rows } = await unprepared.database.db.knex.raw("select name from pg_prepared_statements");
+    expect(rows).toEqual([]);
+  } finally {
+    await unprepared.dispose();
+  }
+});
+
 it("keeps answering after a migration adds columns to every table they read", async () => {
   await hotPaths("before", 2);
   const knex = app.database.db.knex;
