@@ -129,6 +129,8 @@ describe("with a key ring", () => {
     const code = await app.errorCode(ADD_MESSAGE, { input: { conversationId, content: "order the red one", requestId: "req-1" } }, alice.token);
     expect(code).toBe("CONFLICT");
     expect(await history(app, alice, conversationId)).toEqual(["order the blue one"]);
+    // The rejected duplicates used no seq: the next message follows the first without a gap.
+    expect((await addMessage(app, alice, conversationId, "and a hat", "req-2")).seq).toBe(first.seq + 1);
   });
 
   it("answers a tampered ciphertext with an error, never garbage, and still reads the other messages", async () => {

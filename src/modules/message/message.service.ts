@@ -5,6 +5,7 @@
  * be detected reliably under that lock.
  */
 import type { Knex } from "knex";
+import { snakeCaseMappers } from "objection";
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
@@ -20,9 +21,6 @@ import { messageText, storedContent } from "./encryption";
 import { plainColumns } from "../../db/embed";
 import { prepared } from "../../db/prepared";
 import { messageAddedSql, publishMessageAdded } from "../live/live.hub";
-
-/** Thrown inside the transaction to roll it back when the request id was already used. */
-class DuplicateRequest extends Error {}
 
 export async function getMessage(ctx: Context, id: string): Promise<Message> {
   viewerOf(ctx);
@@ -82,7 +80,7 @@ export async function addMessage(ctx: Context, given: AddMessageInput, status = 
   checkInput(ctx, input, status);
   const author = await authorOf(ctx, input);
   const scope = await viewerScope(ctx);
-  const fields: Omit<MessageRow, "seq" | "content" | "encryptedContent" | "keyId"> = {
+  const fields: NewMessage = {
     conversationId: input.conversationId,
     authorId: author,
     sentBy: author === viewer.id ? null : viewer.id,
@@ -114,7 +112,9 @@ export async function addMessage(ctx: Context, given: AddMessageInput, status = 
     ctx.loaders.messageById.prime(message.id, message);
     return message;
   } catch (error) {
-    if (error instanceof DuplicateRequest) {
+    // The request id is taken. The write failed as a whole (no seq used), and the conversation's row lock made
+    // the earlier writer committed by now.
+    if (isDuplicateRequest(error)) {
       const earlier = await findRetried(ctx, input);
       if (!earlier) throw new NotFoundError("Message"); // its conversation was deleted meanwhile
       return sameOrConflict(ctx, earlier, input, status);
@@ -125,17 +125,13 @@ export async function addMessage(ctx: Context, given: AddMessageInput, status = 
 
 type Scope = (query: Knex.QueryBuilder) => void;
 
-/** A messages row as written by addMessage, keyed by property (knex maps the names to columns). */
-interface MessageRow {
+/** A new messages row, keyed by property, before its seq and its (plain or encrypted) content are known. */
+interface NewMessage {
   conversationId: string;
-  seq: number;
   authorId: string;
   sentBy: string | null;
   role: MessageRole;
   status: MessageStatus;
-  content: string | null;
-  encryptedContent: Buffer | null;
-  keyId: string | null;
   requestId: string | null;
   metadata: unknown;
   toolCalls: unknown;
@@ -172,39 +168,37 @@ const isDuplicateRequest = (error: unknown) =>
   (error as { code?: string; constraint?: string }).code === "23505" &&
   (error as { constraint?: string }).constraint === "messages_conversation_request_unique";
 
+/** Property names to column names, as knex's mapping does for queries (knex-config.ts). */
+const toColumns = snakeCaseMappers().format;
+
 /**
  * The plain-text write as ONE statement (no BEGIN/COMMIT round trips): bump, insert and NOTIFY in CTEs. A
- * statement is atomic, so a duplicate requestId fails the whole of it and leaves no gap in seq; the insert
- * therefore has no ON CONFLICT. The row's values travel as one JSON document that jsonb_populate_record turns
- * into the messages row type, which gives every value its column's type without a cast per column.
+ * statement is atomic, so a duplicate requestId fails the whole of it and leaves no gap in seq. The row's
+ * values travel as one JSON document that jsonb_populate_record turns into the messages row type, which gives
+ * every value its column's type without a cast per column.
  */
-async function insertInOneStatement(ctx: Context, scope: Scope, fields: Omit<MessageRow, "seq" | "content" | "encryptedContent" | "keyId">, content: string): Promise<Message | undefined> {
+async function insertInOneStatement(ctx: Context, scope: Scope, fields: NewMessage, content: string): Promise<Message | undefined> {
   const knex = ctx.db.knex;
   // Keys as column names: the document is read by jsonb_populate_record, which knex's name mapping never sees.
-  const document = Object.fromEntries(Object.entries({ ...fields, content }).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]));
+  const document = toColumns({ ...fields, content });
   const columns = Object.keys(document);
-  try {
-    const [row] = await knex
-      .with("bump", bumpConversation(knex, fields.conversationId, scope))
-      .with(
-        "ins",
-        knex.raw(`insert into messages (seq, ${columns.map(() => "??").join(", ")})
-          select bump.last_seq, ${columns.map(() => "r.??").join(", ")} from bump, jsonb_populate_record(null::messages, ?::jsonb) r
-          returning *`, [...columns, ...columns, JSON.stringify(document)]),
-      )
-      .with("notified", knex.raw(`select ${messageAddedSql("ins", "bump")} from ins, bump`))
-      .select(await plainColumns(knex, Message, "ins"))
-      .from(knex.raw("ins, notified"))
-      .modify(prepared);
-    return row ? Message.fromDatabaseJson(row) : undefined; // none: unknown, not the viewer's, or archived
-  } catch (error) {
-    if (isDuplicateRequest(error)) throw new DuplicateRequest();
-    throw error;
-  }
+  const [row] = await knex
+    .with("bump", bumpConversation(knex, fields.conversationId, scope))
+    .with(
+      "ins",
+      knex.raw(`insert into messages (seq, ${columns.map(() => "??").join(", ")})
+        select bump.last_seq, ${columns.map(() => "r.??").join(", ")} from bump, jsonb_populate_record(null::messages, ?::jsonb) r
+        returning *`, [...columns, ...columns, JSON.stringify(document)]),
+    )
+    .with("notified", knex.raw(`select ${messageAddedSql("ins", "bump")} from ins, bump`))
+    .select(await plainColumns(knex, Message, "ins"))
+    .from(knex.raw("ins, notified"))
+    .modify(prepared);
+  return row ? Message.fromDatabaseJson(row) : undefined; // none: unknown, not the viewer's, or archived
 }
 
 /** The encrypted write: the ciphertext's AAD holds the seq, so it is computed between bump and insert. */
-async function insertInTransaction(ctx: Context, scope: Scope, fields: Omit<MessageRow, "seq" | "content" | "encryptedContent" | "keyId">, content: string): Promise<Message | undefined> {
+async function insertInTransaction(ctx: Context, scope: Scope, fields: NewMessage, content: string): Promise<Message | undefined> {
   return ctx.db.knex.transaction(async (trx) => {
     const [conversation] = (await bumpConversation(trx, fields.conversationId, scope)) as { lastSeq: number; ownerId: string }[];
     if (!conversation) return undefined; // unknown, not the viewer's, or archived
@@ -216,11 +210,7 @@ async function insertInTransaction(ctx: Context, scope: Scope, fields: Omit<Mess
         metadata: JSON.stringify(fields.metadata),
         toolCalls: fields.toolCalls == null ? null : JSON.stringify(fields.toolCalls),
       })
-      .onConflict(["conversationId", "requestId"])
-      .ignore()
-      .returning("*");
-    // No row back: the request id is taken. The conversation lock makes the earlier writer committed by now.
-    if (!row) throw new DuplicateRequest();
+      .returning("*"); // a taken request id fails the insert, and so rolls back the bump: no seq is used
     await publishMessageAdded(trx, fields.conversationId, conversation.lastSeq, conversation.ownerId);
     return Message.fromDatabaseJson(row);
   });
