@@ -79,18 +79,3 @@ export function rowSplitter(keys: string[]): (row: Record<string, unknown>) => R
     return { base, embedded };
   };
 }
-
-/**
- * Removes the `prefix` columns from `row` and returns them as a row of their own; undefined when the join
- * found nothing (its id is null). For a few model instances built by objection; raw rows: rowSplitter.
- */
-export function takeEmbedded(row: Record<string, unknown>, prefix: string): Record<string, unknown> | undefined {
-  const embedded: Record<string, unknown> = {};
-  const start = `${prefix}.`;
-  for (const key of Object.keys(row)) {
-    if (!key.startsWith(start)) continue;
-    embedded[key.slice(start.length)] = row[key];
-    delete row[key];
-  }
-  return embedded.id == null ? undefined : embedded;
-}

@@ -14,7 +14,7 @@ import { messagePageBatch, messagePageKey, type MessagePageKey } from "../messag
 import { audit } from "../audit/audit.service";
 import { publishConversationChanged, publishConversationDeleted } from "../live/live.hub";
 import { lockTranscriptKeys } from "../transcript/transcript.jobs";
-import { embeddedColumns, plainColumns, takeEmbedded } from "../../db/embed";
+import { embeddedColumns, plainColumns, rowSplitter } from "../../db/embed";
 import { prepared } from "../../db/prepared";
 import { Message } from "../message/message.model";
 import { Conversation } from "./conversation.model";
@@ -95,10 +95,13 @@ export async function listConversations(ctx: Context, args: ConversationsArgs): 
       .select(...columns)
       .leftJoin("messages as last", (join) => join.on("last.conversationId", "conversations.id").andOn("last.seq", "conversations.lastSeq"));
   const connection = await newestFirstPage(withLastMessages, page, "updatedAt", "updated_at", { table: "conversations", counted: filtered });
-  for (const { node } of connection.edges) {
-    const last = takeEmbedded(node as unknown as Record<string, unknown>, "lastMessage");
-    if (last) ctx.loaders.lastMessageByConversationId.prime(node.id, Message.fromDatabaseJson(last));
-    ctx.loaders.conversationById.prime(node.id, node);
+  const split = rowSplitter(connection.edges.length ? Object.keys(connection.edges[0].node) : []);
+  for (const edge of connection.edges) {
+    const { base, embedded } = split(edge.node as unknown as Record<string, unknown>);
+    edge.node = Conversation.fromDatabaseJson(base); // the conversation without the joined columns
+    const last = embedded.get("lastMessage");
+    if (last) ctx.loaders.lastMessageByConversationId.prime(edge.node.id, Message.fromDatabaseJson(last));
+    ctx.loaders.conversationById.prime(edge.node.id, edge.node);
   }
   return connection;
 }

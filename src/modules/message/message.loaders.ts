@@ -54,7 +54,7 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
   const pages = new Map<string, Message[]>(); // `${shape}|${conversationId}` → rows
   const columns = [
     ...(await plainColumns(knex, Message, "p")),
-    ...(await embeddedColumns(knex, User, "u", "author", "conversations.id, p.author_id")),
+    ...(await embeddedColumns(knex, User, "u", "author", "p.author_id")),
     ...(options.conversations ? await embeddedColumns(knex, options.conversations.model, "conversations", "conversation", "conversations.id") : []),
   ];
   await Promise.all(
@@ -76,22 +76,14 @@ export async function messagePageBatch(knex: Knex, keys: readonly MessagePageKey
         .whereRaw("conversations.id = any(?::uuid[])", [ids])
         .modify((q) => options.conversations?.scope(q))
         .orderBy("p.seq", direction === "forward" ? "asc" : "desc"); // the joins may reorder the lateral's rows
-      const seenAuthors = new Set<unknown>();
-      const seenConversations = new Set<unknown>();
       const split = rowSplitter(rows.length ? Object.keys(rows[0]) : []);
       for (const row of rows) {
         const { base, embedded } = split(row);
-        // A page has few authors and one conversation, repeated on every row: each is built once.
+        // Each author and each conversation comes filled in on one row of the result only (oncePer above).
         const author = embedded.get("author");
-        if (author && !seenAuthors.has(author.id)) {
-          seenAuthors.add(author.id);
-          options.authors(User.fromDatabaseJson(author));
-        }
-        const conversation = options.conversations && embedded.get("conversation");
-        if (conversation && !seenConversations.has(conversation.id)) {
-          seenConversations.add(conversation.id);
-          options.conversations!.take(conversation);
-        }
+        if (author) options.authors(User.fromDatabaseJson(author));
+        const conversation = embedded.get("conversation");
+        if (conversation) options.conversations?.take(conversation);
         if (base.id == null) continue; // a conversation without messages (the left join's empty side)
         const message = Message.fromDatabaseJson(base);
         const pageKey = `${shape}|${message.conversationId}`;
