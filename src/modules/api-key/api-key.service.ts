@@ -40,13 +40,18 @@ export async function authenticateApiKey(knex: Knex, secret: string, cache?: Api
   const hash = hashKey(secret);
   const now = Date.now();
   const cached = cache?.get(hash, now);
-  if (cached) {
-    if (now - cached.lastUsedAt > LAST_USED_RESOLUTION_MS) {
-      cached.lastUsedAt = now;
-      touch(knex, cached.viewer.apiKeyId!);
-    }
-    return cached.viewer;
+  const found = cached ?? (await lookUpKey(knex, hash));
+  if (!found) return undefined;
+  if (now - found.lastUsedAt > LAST_USED_RESOLUTION_MS) {
+    found.lastUsedAt = now;
+    touch(knex, found.viewer.apiKeyId!);
   }
+  if (!cached) cache?.set(hash, found.viewer, found.lastUsedAt, now);
+  return found.viewer;
+}
+
+/** The key's viewer, and when its last_used_at was written (epoch ms, 0 for never). */
+async function lookUpKey(knex: Knex, hash: string): Promise<{ viewer: Viewer; lastUsedAt: number } | undefined> {
   const row:
     | { keyId: string; keyRole: Role | null; lastUsedAt: Date | null; id: string; role: Role; displayName: string }
     | undefined = await prepared(knex("api_keys as k"))
@@ -56,15 +61,8 @@ export async function authenticateApiKey(knex: Knex, secret: string, cache?: Api
     .where("u.is_active", true)
     .first("k.id as key_id", "k.role as key_role", "k.last_used_at", "u.id", "u.role", "u.display_name");
   if (!row) return undefined;
-  let lastUsedAt = row.lastUsedAt?.getTime() ?? 0;
-  if (now - lastUsedAt > LAST_USED_RESOLUTION_MS) {
-    lastUsedAt = now;
-    touch(knex, row.keyId);
-  }
   const role = row.keyRole ? lowerRole(row.role, row.keyRole) : row.role;
-  const viewer = { id: row.id, role, displayName: row.displayName, apiKeyId: row.keyId };
-  cache?.set(hash, viewer, lastUsedAt, now);
-  return viewer;
+  return { viewer: { id: row.id, role, displayName: row.displayName, apiKeyId: row.keyId }, lastUsedAt: row.lastUsedAt?.getTime() ?? 0 };
 }
 
 /** Keys used lately whose last_used_at is still to be written, per database. */
