@@ -13,6 +13,7 @@ import { LiveHub } from "../modules/live/live.hub";
 import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { createRateLimiter } from "../server/rate-limit";
 import { startDiscordAdapter } from "./adapter";
+import { flushKeyUsage } from "../modules/api-key/api-key.service";
 
 async function main(): Promise<void> {
   loadEnvFile();
@@ -20,7 +21,8 @@ async function main(): Promise<void> {
   if (!config.discord) throw new Error("Set DISCORD_TOKEN and DISCORD_APPLICATION_ID (see README, Discord)");
   const log = createLogger(config);
   const db = createDatabase(config);
-  const closing: (() => unknown)[] = [() => db.close()];
+  // Run in reverse: the adapter stops first, the pending key bookkeeping is written, the database closes last.
+  const closing: (() => unknown)[] = [() => db.close(), () => flushKeyUsage(db.knex)];
   const close = async () => {
     for (const step of closing.reverse()) await step();
   };

@@ -16,6 +16,7 @@ import { User } from "../modules/user/user.model";
 import { Message } from "../modules/message/message.model";
 import { Conversation } from "../modules/conversation/conversation.model";
 import { ApiKeyCache } from "../modules/api-key/api-key.cache";
+import { flushKeyUsage } from "../modules/api-key/api-key.service";
 import { ACCESS_CHANNEL, createNotificationListener, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
 import { failStaleStreams } from "../modules/message/stream.service";
@@ -110,6 +111,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
         (disposing ??= (async () => {
           await apollo.stop();
           clearInterval(sweep);
+          await flushKeyUsage(db.knex); // after the last request, before the pool closes
           await transcripts!.dispose();
           live.dispose();
           await listener!.dispose();

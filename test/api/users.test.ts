@@ -235,4 +235,13 @@ describe("authentication", () => {
     const [{ lastUsedAt: other }] = await app.database.db.knex("api_keys").where({ userId: user.user.id }).whereNot({ id: key.id }).select("lastUsedAt");
     expect(other).toBeNull();
   });
+
+  it("writes a key's last use made just before shutdown as the server stops, instead of losing it", async () => {
+    const second = await createTestApp({ AUTH_CACHE_SECONDS: "0" }, app.database); // another server, same database
+    const user = await app.makeUser(Role.MEMBER);
+    const { key, secret } = await createApiKey(app.database.db.knex, user.user.id, "at shutdown");
+    await second.ok(VIEWER, {}, secret);
+    await second.dispose(); // the write is batched for a moment; stopping writes it before answering
+    expect((await app.database.db.knex("api_keys").where({ id: key.id }).first("lastUsedAt")).lastUsedAt).toBeInstanceOf(Date);
+  });
 });

@@ -65,27 +65,36 @@ async function lookUpKey(knex: Knex, hash: string): Promise<{ viewer: Viewer; la
   return { viewer: { id: row.id, role, displayName: row.displayName, apiKeyId: row.keyId }, lastUsedAt: row.lastUsedAt?.getTime() ?? 0 };
 }
 
-/** Keys used lately whose last_used_at is still to be written, per database. */
-const touched = new WeakMap<Knex, Set<string>>();
+/** Per database: keys used lately whose last_used_at is still to be written, and the timer that writes them. */
+const touched = new WeakMap<Knex, { keys: Set<string>; timer: NodeJS.Timeout }>();
 /** How long touches gather before one statement writes them all. */
 const TOUCH_BATCH_MS = 100;
 
 /**
  * Not awaited: bookkeeping must not slow down or fail the request. The keys touched within TOUCH_BATCH_MS
  * are written by one statement, so many first requests of many keys (a deploy, a burst of new sessions)
- * cost one write, not one each. A process that stops in that window leaves those keys' hint older.
+ * cost one write, not one each. Shutdown writes what is pending (flushKeyUsage) before the pool closes.
  */
 function touch(knex: Knex, keyId: string): void {
-  let pending = touched.get(knex);
-  if (!pending) {
-    const keys = (pending = new Set());
-    touched.set(knex, keys);
-    setTimeout(() => {
-      touched.delete(knex);
-      knex("api_keys").whereRaw("id = any(?::uuid[])", [[...keys]]).update({ lastUsedAt: knex.fn.now() }).catch(() => undefined);
-    }, TOUCH_BATCH_MS).unref();
+  const pending = touched.get(knex);
+  if (pending) {
+    pending.keys.add(keyId);
+    return;
   }
-  pending.add(keyId);
+  const timer = setTimeout(() => void flushKeyUsage(knex), TOUCH_BATCH_MS).unref();
+  touched.set(knex, { keys: new Set([keyId]), timer });
+}
+
+/** Writes the pending last_used_at touches now; the server calls it on shutdown, before closing the database. */
+export async function flushKeyUsage(knex: Knex): Promise<void> {
+  const pending = touched.get(knex);
+  if (!pending) return;
+  touched.delete(knex);
+  clearTimeout(pending.timer);
+  await knex("api_keys")
+    .whereRaw("id = any(?::uuid[])", [[...pending.keys]])
+    .update({ lastUsedAt: knex.fn.now() })
+    .catch(() => undefined);
 }
 
 /**
