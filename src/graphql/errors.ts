@@ -27,6 +27,7 @@ export enum ErrorCode {
   QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX",
   TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS",
   TOO_MANY_MUTATIONS = "TOO_MANY_MUTATIONS",
+  SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE",
   INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
 }
 
@@ -37,6 +38,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.QUERY_TOO_DEEP]: 400,
   [ErrorCode.QUERY_TOO_COMPLEX]: 400,
   [ErrorCode.TOO_MANY_MUTATIONS]: 400,
+  [ErrorCode.SERVICE_UNAVAILABLE]: 503,
 };
 
 export class AppError extends GraphQLError {
@@ -119,8 +121,63 @@ export class TooManySubscriptionsError extends AppError {
   }
 }
 
+/** Seconds a client is told to wait (Retry-After) when the database or storage is away: the listener's reconnect cap. */
+export const RETRY_AFTER_SECONDS = 5;
+
+/**
+ * The database (or the storage) is away, or too slow: nothing was done that the client must know of, and the
+ * same request may be sent again after `retryAfterSeconds` (HTTP 503 with Retry-After). `reason` tells
+ * DATABASE_UNAVAILABLE, STATEMENT_TIMEOUT and STORAGE_UNAVAILABLE apart; live streams add `lastSeq`.
+ */
+export class ServiceUnavailableError extends AppError {
+  constructor(message: string, reason: string, extensions: Record<string, unknown> = {}) {
+    super(message, ErrorCode.SERVICE_UNAVAILABLE, {
+      extensions: {
+        reason,
+        retryAfterSeconds: RETRY_AFTER_SECONDS,
+        ...extensions,
+        http: { headers: new HeaderMap([["retry-after", String(RETRY_AFTER_SECONDS)]]) },
+      },
+    });
+  }
+}
+
+/** SQLSTATEs of a server that is going away, starting up, refusing connections, or cancelled our statement. */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-5]|53300|53400)$/;
+/** Node socket errors of a connection that could not be made or was cut. */
+const UNAVAILABLE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+/** What pg and knex say, without a code, of a connection lost or never got (knex: the bounded wait for the pool). */
+const UNAVAILABLE_MESSAGE = /^(Connection terminated|Client has encountered a connection error|Client was closed|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection)/;
+
+/**
+ * The error as a ServiceUnavailableError when it says the database is away (unreachable, restarting, the
+ * connection lost, no pool connection within DATABASE_ACQUIRE_TIMEOUT_MS) or cancelled a statement that ran
+ * past DATABASE_STATEMENT_TIMEOUT_MS; otherwise undefined. Objection's wrappers are looked through.
+ */
+export function unavailableError(error: unknown): ServiceUnavailableError | undefined {
+  if (error instanceof ServiceUnavailableError) return error;
+  const native = ((error as { nativeError?: unknown } | null)?.nativeError ?? error) as { code?: unknown; message?: unknown; name?: unknown } | null;
+  if (!native || typeof native !== "object") return undefined;
+  const code = typeof native.code === "string" ? native.code : "";
+  if (code === "57014") {
+    return new ServiceUnavailableError("The database took too long to answer (statement timeout); try again", "STATEMENT_TIMEOUT");
+  }
+  const message = typeof native.message === "string" ? native.message : "";
+  if (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code) || native.name === "KnexTimeoutError" || UNAVAILABLE_MESSAGE.test(message)) {
+    return new ServiceUnavailableError("The database is unavailable; try again shortly", "DATABASE_UNAVAILABLE");
+  }
+  // pg reports a failed connect as an AggregateError of its attempts (IPv4 and IPv6) on Node 20+.
+  const inner = (native as { errors?: unknown }).errors;
+  if (Array.isArray(inner) && inner.some((each) => unavailableError(each))) {
+    return new ServiceUnavailableError("The database is unavailable; try again shortly", "DATABASE_UNAVAILABLE");
+  }
+  return undefined;
+}
+
 /** Maps a database or Objection error to the vocabulary; undefined when it is not one we know. */
 export function mapDatabaseError(error: unknown): AppError | undefined {
+  const unavailable = unavailableError(error);
+  if (unavailable) return unavailable;
   if (error instanceof UniqueViolationError) return new ConflictError("This would duplicate an existing record");
   if (error instanceof ForeignKeyViolationError) return new BadUserInputError("A referenced record does not exist");
   if (error instanceof CheckViolationError || error instanceof NotNullViolationError || error instanceof DataError) {
