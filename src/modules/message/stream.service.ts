@@ -174,19 +174,31 @@ export function failMessage(ctx: Context, id: string, error: string): Promise<Me
   return finish(ctx, id, MessageStatus.FAILED, (message) => ({ metadata: { ...message.metadata, error } }));
 }
 
+/** STREAMING messages that got no chunk for `timeoutSeconds`. */
+const staleStreams = (knex: Knex, timeoutSeconds: number) =>
+  knex("messages")
+    .where("status", MessageStatus.STREAMING)
+    .where("updated_at", "<", knex.raw("now() - make_interval(secs => ?)", [timeoutSeconds]));
+
 /**
  * Fails STREAMING messages that got no chunk for `timeoutSeconds` (their worker crashed or lost them), so no
  * reply stays "typing…" forever. Safe to run in every process at once: each message is ended under its row
  * lock, once. Returns how many it failed.
+ *
+ * The list is read without locks, so each message is checked again under its lock: a chunk or an ending that
+ * committed in between (a writer back just in time, an append that held the lock) keeps the message as it is.
  */
 export async function failStaleStreams(knex: Knex, config: Pick<Config, "encryption" | "maxMessageLength">, timeoutSeconds: number): Promise<number> {
-  const stale: { id: string }[] = await knex("messages")
-    .where("status", MessageStatus.STREAMING)
-    .where("updated_at", "<", knex.raw("now() - make_interval(secs => ?)", [timeoutSeconds]))
-    .orderBy("updated_at")
-    .limit(100)
-    .select("id");
+  const stale: { id: string }[] = await staleStreams(knex, timeoutSeconds).orderBy("updated_at").limit(100).select("id");
   const error = `The stream timed out: no chunk for ${timeoutSeconds} seconds`;
-  for (const { id } of stale) await endStream(knex, config, id, MessageStatus.FAILED, (message) => ({ metadata: { ...message.metadata, error } }));
-  return stale.length;
+  let failed = 0;
+  for (const { id } of stale) {
+    await knex.transaction(async (trx) => {
+      // FOR UPDATE waits for a writer holding the row and then tests the conditions on the row it committed.
+      if (!(await staleStreams(trx, timeoutSeconds).where({ id }).forUpdate().first("id"))) return;
+      await endStream(trx, config, id, MessageStatus.FAILED, (message) => ({ metadata: { ...message.metadata, error } }));
+      failed++;
+    });
+  }
+  return failed;
 }
