@@ -27,6 +27,13 @@ export async function writeFileAtomically(file: string, body: Readable): Promise
   }
 }
 
+/** The file system's failure as the storage's; a full disk (or quota) says so, since only freeing space helps. */
+function storageError(error: unknown): StorageUnavailableError {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT") return new StorageUnavailableError(error, "Transcript storage is full");
+  return new StorageUnavailableError(error);
+}
+
 export class DiskStorage implements TranscriptStorage {
   readonly kind = "disk";
 
@@ -40,12 +47,10 @@ export class DiskStorage implements TranscriptStorage {
   }
 
   async put(key: string, body: Readable): Promise<void> {
-    let sourceError: unknown;
-    body.once("error", (error) => (sourceError = error));
     try {
       await writeFileAtomically(this.pathOf(key), body);
     } catch (error) {
-      throw sourceError ?? new StorageUnavailableError(error);
+      throw storageError(error);
     }
   }
 
@@ -55,7 +60,7 @@ export class DiskStorage implements TranscriptStorage {
       const { size } = await fs.promises.stat(file);
       return { body: fs.createReadStream(file), size };
     } catch (error) {
-      throw new StorageUnavailableError(error);
+      throw storageError(error);
     }
   }
 
@@ -63,9 +68,12 @@ export class DiskStorage implements TranscriptStorage {
     try {
       for (const key of keys) await fs.promises.rm(this.pathOf(key), { force: true });
     } catch (error) {
-      throw new StorageUnavailableError(error);
+      throw storageError(error);
     }
   }
+
+  /** Nothing to do: a failed write removes its temp file at once (removing needs no free space). */
+  async cleanUp(): Promise<void> {}
 
   dispose(): void {}
 }

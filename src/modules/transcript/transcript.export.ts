@@ -141,6 +141,12 @@ function exported(encryption: EncryptionConfig | undefined, row: MessageRow, inc
 /**
  * Runs the pipeline into `sink`, which must consume the stream it is given and resolve once the bytes are
  * stored. `onProgress` runs after every page; a rejection from it stops the export (and the sink's write).
+ *
+ * When the export fails, the error says which side failed. A failure of the messages' side (a run stopped,
+ * a message undecryptable, the database) reaches the sink as a stream error, which the sink reports as its
+ * own: it is rethrown as it was instead. A failure of the sink's side (a full disk, S3 gone) is the sink's
+ * rejection, even though the stream also sees it: a failing sink destroys the stream with its own error,
+ * which arrives inside the generator at `yield`, where it is not taken for the messages' failure.
  */
 export async function exportConversation(
   knex: Knex,
@@ -161,15 +167,30 @@ export async function exportConversation(
       yield message;
     }
   }
+  let sourceError: unknown;
   async function* encoded(): AsyncGenerator<Buffer> {
-    for await (const text of serialize(spec.transcript.format, spec, counted())) {
-      const bytes = Buffer.from(text, "utf8");
-      hash.update(bytes);
-      progress.bytes += bytes.length;
-      yield bytes;
+    const texts = serialize(spec.transcript.format, spec, counted());
+    try {
+      for (;;) {
+        const next = await texts.next().catch((error: unknown) => {
+          sourceError = error;
+          throw error;
+        });
+        if (next.done) return;
+        const bytes = Buffer.from(next.value, "utf8");
+        hash.update(bytes);
+        progress.bytes += bytes.length;
+        yield bytes;
+      }
+    } finally {
+      await texts.return(undefined); // stops the reading when the sink gave up first
     }
   }
-  await sink(Readable.from(encoded(), { objectMode: false }));
+  try {
+    await sink(Readable.from(encoded(), { objectMode: false }));
+  } catch (error) {
+    throw sourceError ?? error;
+  }
   progress.seq = spec.range.toSeq;
   await onProgress?.({ ...progress });
   return { messageCount: progress.messages, fileSizeBytes: progress.bytes, sha256: hash.digest("hex") };

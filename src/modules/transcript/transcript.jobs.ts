@@ -92,7 +92,7 @@ export class TranscriptJobs {
     this.sweepTimer.unref();
   }
 
-  /** Claims PENDING exports whose server stopped answering, and runs them here. Returns how many. */
+  /** Claims PENDING exports whose server stopped answering, and runs them here; cleans up the storage. Returns how many claimed. */
   async sweep(): Promise<number> {
     if (this.disposed) return 0;
     const stale = this.knex("transcripts")
@@ -112,6 +112,8 @@ export class TranscriptJobs {
       this.log.info({ transcriptId: transcript.id, attempt: transcript.attempts }, "taking over an interrupted transcript export");
       this.runInBackground(transcript);
     }
+    // Leftovers of writes that failed while the storage was away (S3: multipart uploads not yet aborted).
+    await this.storage.cleanUp().catch((error: unknown) => this.log.warn({ err: error }, "transcript storage cleanup failed; retried on the next sweep"));
     return claimed.length;
   }
 
@@ -135,6 +137,7 @@ export class TranscriptJobs {
       return this.settle(mine, { status: TranscriptStatus.FAILED, error: `The export was interrupted ${MAX_ATTEMPTS} times` });
     }
     const key = storageKeyOf(transcript);
+    let stored = false;
     let lost = false;
     const heartbeat = setInterval(() => {
       this.knex("transcripts")
@@ -150,7 +153,10 @@ export class TranscriptJobs {
         this.knex,
         this.config.encryption,
         specOf(transcript, conversation),
-        (body) => this.storage.put(key, body, CONTENT_TYPES[transcript.format]),
+        async (body) => {
+          await this.storage.put(key, body, CONTENT_TYPES[transcript.format]);
+          stored = true;
+        },
         () => {
           if (lost || stopped.aborted) throw new RunStopped();
         },
@@ -160,7 +166,9 @@ export class TranscriptJobs {
       else log.info({ messages: result.messageCount, bytes: result.fileSizeBytes }, "transcript ready");
       return ready;
     } catch (error) {
-      await this.removeFiles([key]);
+      // A rejected put stored nothing (TranscriptStorage.put); deleting anyway would only fail again, and
+      // log a key to clean up by hand, while the storage is away.
+      if (stored) await this.removeFiles([key]);
       if (error instanceof RunStopped) {
         if (stopped.aborted) await this.knex("transcripts").where(mine).update({ heartbeatAt: null }).catch(() => undefined);
         return undefined;

@@ -6,6 +6,14 @@
  * Small exports run inside the request and come back READY (or FAILED); an export of more than
  * TRANSCRIPT_INLINE_MAX_MESSAGES messages comes back PENDING and runs in the background (TranscriptJobs).
  * The size is judged from the seq range alone (seq has no gaps), so deciding costs no query.
+ *
+ * Retrying after FAILED. A requestId names one attempt, and its answer is final: the same requestId returns
+ * the same transcript whatever its status, FAILED included, and starts nothing (as idempotency keys do at
+ * payment and cloud APIs: they make a request safe to resend when its answer was lost, and FAILED is an
+ * answer). To try a FAILED export again, say once the storage is back, create a new transcript: without a
+ * requestId or with a new one. It is a new row and a new run; the FAILED one stays listed with its error.
+ * Re-running the FAILED row in place was not chosen: `attempts` counts the runs of one creation (takeovers
+ * give up after MAX_ATTEMPTS) and names the run's storage key, and a client-driven restart would blur both.
  */
 import type { Context } from "../../graphql/context";
 import { viewerOf } from "../../graphql/context";

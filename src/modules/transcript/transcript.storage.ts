@@ -3,6 +3,10 @@
  * or the whole file: a failed or interrupted write leaves nothing behind under that key (disk: a temp file
  * renamed at the end; S3: a single PUT, or a multipart upload that becomes visible only when completed and
  * is aborted on failure). Keys are relative paths such as `transcripts/<conversationId>/<id>-1.csv`.
+ *
+ * When the storage fails mid-write it may also be unable to take the half-written data back (S3 gone before
+ * the multipart upload could be aborted): a backend remembers such leftovers and removes them in cleanUp(),
+ * which the export jobs call on every sweep, and the S3 backend before every upload.
  */
 import type { Readable } from "node:stream";
 import type { TranscriptConfig } from "../../config";
@@ -21,6 +25,8 @@ export interface TranscriptStorage {
   get(key: string): Promise<StoredFile>;
   /** Deletes the files; keys that do not exist are not an error. */
   delete(keys: readonly string[]): Promise<void>;
+  /** Removes leftovers of failed writes that could not be removed then; rejects while the storage is still away. */
+  cleanUp(): Promise<void>;
   dispose(): void;
 }
 
@@ -30,8 +36,8 @@ export interface TranscriptStorage {
  */
 export class StorageUnavailableError extends Error {
   override name = "StorageUnavailableError";
-  constructor(cause: unknown) {
-    super("Transcript storage is unavailable", { cause });
+  constructor(cause: unknown, message = "Transcript storage is unavailable") {
+    super(message, { cause });
   }
 }
 
