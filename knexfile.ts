@@ -7,4 +7,5 @@ import { loadConfig, loadEnvFile } from "./src/config";
 import { knexSetup } from "./src/db/knex-config";
 
 loadEnvFile();
-export default knexSetup(loadConfig()).config;
+// Migrations may run long: no statement timeout (see KnexPurpose).
+export default knexSetup(loadConfig(), "maintenance").config;

@@ -53,7 +53,7 @@ async function withDatabase<T>(run: (db: Database) => Promise<T>): Promise<T> {
 
 async function migrate(action = "latest"): Promise<void> {
   await withDatabase(async (db) => {
-    const { migrate } = db.knex;
+    const { migrate } = db.maintenance;
     if (action === "latest") {
       const applied = await db.migrate();
       console.log(applied.length ? `Applied: ${applied.join(", ")}` : "Already up to date");
@@ -71,7 +71,7 @@ async function migrate(action = "latest"): Promise<void> {
 async function seed(): Promise<void> {
   await withDatabase(async (db) => {
     await db.migrate();
-    await db.knex.seed.run();
+    await db.maintenance.seed.run();
   });
 }
 
@@ -118,7 +118,7 @@ async function reencrypt(argv: string[]): Promise<void> {
     throw new Error("reencrypt needs a key ring: set MESSAGE_ENCRYPTION_KEYS (and MESSAGE_ENCRYPTION_CURRENT_KEY); see README, Encryption at rest");
   }
   const display = progressDisplay("reencrypt", "messages");
-  const result = await withDatabase((db) => reencryptMessages(db.knex, encryption, { batchSize, onProgress: display.update })).finally(display.stop);
+  const result = await withDatabase((db) => reencryptMessages(db.maintenance, encryption, { batchSize, onProgress: display.update })).finally(display.stop);
   console.log(
     `Re-encrypted ${result.reencrypted} messages to key "${result.keyId}" (${result.skipped} skipped as changed meanwhile, ` +
       `${result.failed} undecryptable); ${result.remaining} messages are not on that key.`,
@@ -179,7 +179,7 @@ async function exportCommand(argv: string[]): Promise<void> {
   const config = loadConfig();
   const display = progressDisplay("export", "messages");
   const result = await withDatabase((db) =>
-    exportToFile(db.knex, config.encryption, conversationId.toLowerCase(), options, values.out!, display.update),
+    exportToFile(db.maintenance, config.encryption, conversationId.toLowerCase(), options, values.out!, display.update),
   ).finally(display.stop);
   console.log(`Exported ${result.messageCount} messages to ${values.out} (${result.fileSizeBytes} bytes, sha256 ${result.sha256})`);
 }

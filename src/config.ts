@@ -24,6 +24,16 @@ export interface Config {
    * cannot keep them per server connection, such as PgBouncer in transaction mode before 1.21. @default true
    */
   databasePreparedStatements: boolean;
+  /**
+   * Longest an API statement may run on PostgreSQL before the server cancels it (SERVICE_UNAVAILABLE, reason
+   * STATEMENT_TIMEOUT); 0: no limit. Exports, migrations and other maintenance run without it. @default 5000
+   */
+  databaseStatementTimeoutMs: number;
+  /**
+   * Longest a request waits for a pool connection, and for a new connection to be made, before it is answered
+   * SERVICE_UNAVAILABLE: the bound on every wait while the database is away or the pool is busy. @default 5000
+   */
+  databaseAcquireTimeoutMs: number;
   /** Folder of the embedded database, or "memory://" for a throwaway one. @default "./data/pglite" */
   pgliteDir: string;
   /** Apply pending migrations when the server starts. Always on for PGlite. @default false with DATABASE_URL */
@@ -52,6 +62,11 @@ export interface Config {
   shutdownGraceSeconds: number;
   /** A STREAMING message with no new chunk for this long is failed by the server. @default 300 */
   streamTimeoutSeconds: number;
+  /**
+   * How long a subscription keeps retrying its reads while the database is away before it ends with
+   * SERVICE_UNAVAILABLE and the seq to resume after; 0: it ends at the first failure. @default 15
+   */
+  liveRetrySeconds: number;
 
   /** JWT bearer tokens from the operator's identity provider; undefined when neither secret nor JWKS is set. */
   jwt: JwtConfig | undefined;
@@ -309,6 +324,8 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     databasePoolMax: int(env, "DATABASE_POOL_MAX", 10, 1),
     databasePreparedStatements: bool(env, "DATABASE_PREPARED_STATEMENTS", true),
+    databaseStatementTimeoutMs: int(env, "DATABASE_STATEMENT_TIMEOUT_MS", 5000),
+    databaseAcquireTimeoutMs: int(env, "DATABASE_ACQUIRE_TIMEOUT_MS", 5000, 100),
     pgliteDir: pgliteRaw === MEMORY_DIR ? MEMORY_DIR : path.resolve(pgliteRaw),
     migrateOnStart: databaseUrl ? bool(env, "MIGRATE_ON_START", false) : true,
     logLevel: oneOf(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
@@ -323,6 +340,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxMetricsBatch: int(env, "MAX_METRICS_BATCH", 1000, 1),
     shutdownGraceSeconds: int(env, "SHUTDOWN_GRACE_SECONDS", 10),
     streamTimeoutSeconds: int(env, "STREAM_TIMEOUT_SECONDS", 300, 1),
+    liveRetrySeconds: int(env, "LIVE_RETRY_SECONDS", 15),
     jwt: jwtConfig(env),
     corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
     limits: {

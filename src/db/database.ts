@@ -7,10 +7,16 @@
 import knexFactory, { type Knex } from "knex";
 import type { PGlite } from "@electric-sql/pglite";
 import type { Config } from "../config";
-import { knexSetup } from "./knex-config";
+import { knexSetup, postgresConfig } from "./knex-config";
 
 export interface Database {
+  /** API work: statements bounded by DATABASE_STATEMENT_TIMEOUT_MS. */
   knex: Knex;
+  /**
+   * Work that may legitimately run long (exports, migrations, re-encryption): no statement timeout, a small
+   * pool of its own, opened on first use. On PGlite it is `knex` (one connection, no statement timeout).
+   */
+  readonly maintenance: Knex;
   kind: "postgres" | "pglite";
   /** The embedded instance; undefined on PostgreSQL. */
   pglite: PGlite | undefined;
@@ -24,13 +30,18 @@ export interface Database {
 export function createDatabase(config: Config): Database {
   const setup = knexSetup(config);
   const knex = knexFactory(setup.config);
+  let maintenance: Knex | undefined;
   let closed = false;
   return {
     knex,
+    get maintenance() {
+      if (!config.databaseUrl) return knex;
+      return (maintenance ??= knexFactory(postgresConfig(config, "maintenance")));
+    },
     kind: config.databaseUrl ? "postgres" : "pglite",
     pglite: setup.pglite?.pglite,
     async migrate() {
-      const [, applied] = (await knex.migrate.latest()) as [number, string[]];
+      const [, applied] = (await this.maintenance.migrate.latest()) as [number, string[]];
       return applied;
     },
     async isReady() {
@@ -44,7 +55,7 @@ export function createDatabase(config: Config): Database {
     async close() {
       if (closed) return;
       closed = true;
-      await knex.destroy();
+      await Promise.all([knex.destroy(), maintenance?.destroy()]);
       setup.pglite?.release();
     },
   };

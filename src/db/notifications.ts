@@ -23,7 +23,9 @@ export type Channel = (typeof CHANNELS)[number];
 /** application_name of the LISTEN connection, so operators (and tests) can find it in pg_stat_activity. */
 export const LISTENER_APPLICATION_NAME = "parley-listener";
 const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 5_000;
+/** Backoff cap between reconnects: after a long outage live delivery resumes within this of the database. */
+const RETRY_MAX_MS = 2_000;
+const CONNECT_TIMEOUT_MS = 5_000;
 
 /** Sends a notification; inside a transaction it is delivered when the transaction commits. */
 export async function notify(knex: Knex | Knex.Transaction, channel: Channel, payload: Record<string, unknown>): Promise<void> {
@@ -92,7 +94,15 @@ async function listenPostgres(url: string, dispatch: Dispatch, reconnectHandlers
   let retryTimer: NodeJS.Timeout | undefined;
 
   const connect = async (): Promise<void> => {
-    const next = new pg.Client({ connectionString: url, application_name: LISTENER_APPLICATION_NAME });
+    const next = new pg.Client({
+      connectionString: url,
+      application_name: LISTENER_APPLICATION_NAME,
+      // A connect that gets no answer (a host gone from the network) fails instead of hanging the retries, and
+      // TCP keepalives notice a connection that died without a word, which would otherwise wait forever.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     next.on("notification", (message) => dispatch(message.channel, message.payload));
     // 'error' comes with 'end' when the connection is lost; reconnecting on 'end' alone avoids doing it twice.
     next.on("error", (error) => log.warn({ err: error }, "notification connection error"));

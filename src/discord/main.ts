@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     const live = new LiveHub(listener);
     const rateLimiter = createRateLimiter(config, db, log);
     // /parley transcript exports through createTranscript, which needs the process's export jobs and storage.
-    const transcripts = new TranscriptJobs(db.knex, config, log);
+    const transcripts = new TranscriptJobs(db.maintenance, config, log);
     transcripts.start();
     closing.push(() => listener.dispose(), () => live.dispose(), () => rateLimiter.dispose(), () => transcripts.dispose());
     const adapter = await startDiscordAdapter({ deps: { schema: await createSchema(), db, config, log, live, rateLimiter, transcripts } });

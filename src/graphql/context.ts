@@ -11,6 +11,7 @@ import { authenticateApiKey, isApiKey } from "../modules/api-key/api-key.service
 import type { ApiKeyCache } from "../modules/api-key/api-key.cache";
 import { looksLikeJwt, viewerForJwt, type RequestMeta } from "../modules/auth/jwt.service";
 import type { LiveHub } from "../modules/live/live.hub";
+import type { LiveStream } from "../modules/live/live-stream";
 import type { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { createLoaders, type Loaders } from "./loaders";
 import { UnauthenticatedError } from "./errors";
@@ -25,6 +26,8 @@ export interface Context {
   ip: string | null;
   /** Live events of this process; absent outside a running server (CLI, seeds). */
   live?: LiveHub;
+  /** A subscription's stream, set when it opens: the transport reads its position and stops it (live-stream.ts). */
+  liveStream?: LiveStream;
   /** This process's authenticated keys; a change of access clears it (see api-key.cache.ts). */
   apiKeyCache?: ApiKeyCache;
   /** Transcript exports and their storage; absent outside a running server. */

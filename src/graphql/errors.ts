@@ -146,8 +146,11 @@ export class ServiceUnavailableError extends AppError {
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-5]|53300|53400)$/;
 /** Node socket errors of a connection that could not be made or was cut. */
 const UNAVAILABLE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
-/** What pg and knex say, without a code, of a connection lost or never got (knex: the bounded wait for the pool). */
-const UNAVAILABLE_MESSAGE = /^(Connection terminated|Client has encountered a connection error|Client was closed|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection)/;
+/**
+ * What pg and knex say, without a code, of a connection lost or never got (knex: the bounded wait for the
+ * pool). Not anchored: knex puts the statement (with placeholders, never values) in front of the driver's message.
+ */
+const UNAVAILABLE_MESSAGE = /(Connection terminated|Connection ended unexpectedly|Client has encountered a connection error|Client was closed|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection)/;
 
 /**
  * The error as a ServiceUnavailableError when it says the database is away (unreachable, restarting, the

@@ -11,7 +11,7 @@ import type { GatewayExecutor, GatewayInterface } from "@apollo/server-gateway-i
 import { compileQuery, isCompiledQuery, type CompiledQuery } from "graphql-jit";
 import type { Config } from "../config";
 import type { Context } from "../graphql/context";
-import { AppError, UnauthenticatedError, makeFormatError, mapDatabaseError } from "../graphql/errors";
+import { AppError, RETRY_AFTER_SECONDS, UnauthenticatedError, makeFormatError, mapDatabaseError, unavailableError } from "../graphql/errors";
 import { queryLimitsPlugin, queryParseOptions } from "./query-limits";
 
 /** True when the operation asks only for __schema/__type/__typename (Sandbox's schema fetch). */
@@ -41,6 +41,26 @@ const logHiddenErrors: ApolloServerPlugin<Context> = {
           if (original.name === "ArgumentValidationError") continue;
           contextValue.log.error({ err: original, path: error.path }, "unexpected error");
         }
+      },
+    };
+  },
+};
+
+/**
+ * HTTP 503 with Retry-After when an operation failed because the database was away or too slow: its errors
+ * arrive here as the driver's, which Apollo would answer 200 (formatError gives them their code, not a status).
+ */
+const serviceUnavailableStatus: ApolloServerPlugin<Context> = {
+  async requestDidStart() {
+    let unavailable = false;
+    return {
+      async didEncounterErrors({ errors }) {
+        unavailable ||= errors.some((error) => unavailableError(error.originalError ?? error));
+      },
+      async willSendResponse({ response }) {
+        if (!unavailable) return;
+        response.http.status = 503;
+        response.http.headers.set("retry-after", String(RETRY_AFTER_SECONDS));
       },
     };
   },
@@ -124,6 +144,7 @@ export function createApollo(schema: GraphQLSchema, config: Config, plugins: Apo
       requireViewer, // before the query limits, so a caller without a token learns only that (401)
       queryLimitsPlugin(config),
       logHiddenErrors,
+      serviceUnavailableStatus,
       ...plugins,
     ],
   });

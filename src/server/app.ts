@@ -19,7 +19,7 @@ import { ApiKeyCache } from "../modules/api-key/api-key.cache";
 import { flushKeyUsage } from "../modules/api-key/api-key.service";
 import { ACCESS_CHANNEL, createNotificationListener, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
-import { failStaleStreams } from "../modules/message/stream.service";
+import { StaleStreamSweeper } from "../modules/message/stream.sweeper";
 import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { createLogger } from "../logger";
 import { createSchema } from "../graphql/schema";
@@ -68,17 +68,14 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     const httpServer = http.createServer();
     listener = await createNotificationListener(db, config.databaseUrl, log);
     const live = new LiveHub(listener);
-    // Replies whose worker died stay STREAMING until this fails them (checked twice per timeout, at most every minute).
-    const sweep = setInterval(
-      () => void failStaleStreams(db.knex, config, config.streamTimeoutSeconds).catch((error: unknown) => log.warn({ err: error }, "stale stream sweep failed")),
-      Math.min(60, config.streamTimeoutSeconds / 2) * 1000,
-    );
-    sweep.unref();
+    // Replies whose worker died stay STREAMING until this fails them; an outage does not count against them.
+    const sweeper = new StaleStreamSweeper(db.knex, config, log);
+    listener.onReconnect(() => sweeper.databaseBack());
     const apiKeyCache = new ApiKeyCache(config.authCacheSeconds * 1000);
     // Emptied on every access change anywhere, and after the LISTEN connection was lost (changes may have gone unheard).
     listener.on(ACCESS_CHANNEL, () => apiKeyCache.clear());
     listener.onReconnect(() => apiKeyCache.clear());
-    transcripts = new TranscriptJobs(db.knex, config, log);
+    transcripts = new TranscriptJobs(db.maintenance, config, log);
     transcripts.start();
     const deps = { config, db, log, rateLimiter, listener, live, apiKeyCache, transcripts };
     const ws = attachWebSocketServer(httpServer, schema, deps);
@@ -110,7 +107,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       dispose: () =>
         (disposing ??= (async () => {
           await apollo.stop();
-          clearInterval(sweep);
+          sweeper.dispose();
           await flushKeyUsage(db.knex); // after the last request, before the pool closes
           await transcripts!.dispose();
           live.dispose();

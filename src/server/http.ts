@@ -8,7 +8,7 @@ import { HeaderMap, type ApolloServer } from "@apollo/server";
 import type { Config } from "../config";
 import type { Context, ContextDeps } from "../graphql/context";
 import { createContext } from "../graphql/context";
-import { AppError, ErrorCode } from "../graphql/errors";
+import { AppError, ErrorCode, unavailableError } from "../graphql/errors";
 import { applyCors } from "./cors";
 import { DOWNLOAD_PATH, serveTranscript } from "./download";
 import type { RateLimiter } from "./rate-limit";
@@ -83,6 +83,9 @@ export async function requestContext(deps: HttpHandlerDeps, req: http.IncomingMe
   try {
     context = await createContext(deps, { authorization: req.headers.authorization, requestId, ip });
   } catch (error) {
+    // The token could not be checked: 503 with Retry-After (Apollo takes the status from an AppError only).
+    const unavailable = unavailableError(error);
+    if (unavailable) throw unavailable;
     await deps.rateLimiter.consume(ip, null); // an invalid token still costs its address budget
     throw error;
   }
@@ -141,8 +144,9 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
     } catch (error) {
       if (error instanceof HttpError) return sendError(res, error);
       if (error instanceof AppError) {
-        const status = (error.extensions.http as { status?: number } | undefined)?.status ?? 400;
-        return sendError(res, new HttpError(status, String(error.extensions.code), error.message));
+        const http = error.extensions.http as { status?: number; headers?: Map<string, string> } | undefined;
+        for (const [name, value] of http?.headers ?? []) res.setHeader(name, value);
+        return sendError(res, new HttpError(http?.status ?? 400, String(error.extensions.code), error.message));
       }
       log.error({ err: error, requestId }, "request failed");
       if (!res.headersSent) sendError(res, new HttpError(500, ErrorCode.INTERNAL_SERVER_ERROR, "Internal server error"));

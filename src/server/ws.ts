@@ -15,7 +15,9 @@ import { GraphQLError, type ExecutionArgs, type GraphQLSchema } from "graphql";
 import type { ContextDeps } from "../graphql/context";
 import { ACCESS_CHANNEL, type NotificationListener } from "../db/notifications";
 import { contextFor, resolveViewer } from "../graphql/context";
-import { AppError, TooManySubscriptionsError, UnauthenticatedError } from "../graphql/errors";
+import type { Context } from "../graphql/context";
+import { AppError, TooManySubscriptionsError, UnauthenticatedError, unavailableError } from "../graphql/errors";
+import { endForOutage } from "../modules/live/live-stream";
 import type { Viewer } from "../modules/user/viewer";
 import { prepareOperation, transportErrorFormatter } from "./operation";
 import type { RateLimiter } from "./rate-limit";
@@ -31,6 +33,11 @@ type Connection = WsContext<Record<string, unknown> | undefined, Extra & Partial
 
 /** graphql-ws's own close code for a refused connection_init; used for lost access too. */
 const FORBIDDEN = 4403;
+/**
+ * The WebSocket standard's "Try Again Later": the token could not be checked because the database is away.
+ * graphql-ws clients treat it as retryable (4403 and 4500 are fatal to them).
+ */
+const TRY_AGAIN_LATER = 1013;
 
 export interface WebSocketDeps extends ContextDeps {
   rateLimiter: RateLimiter;
@@ -100,6 +107,10 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
         const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         ctx.extra.authorization = typeof authorization === "string" ? authorization : undefined;
         const viewer = await currentViewer(ctx).catch((error: unknown) => {
+          if (unavailableError(error)) {
+            ctx.extra.socket.close(TRY_AGAIN_LATER, "Service unavailable: try again");
+            return null;
+          }
           deps.log.error({ err: error }, "graphql-ws connection could not be authenticated");
           return null;
         });
@@ -124,7 +135,9 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
         } catch (error) {
           operations.delete(id);
           if (error instanceof AppError) return [error]; // rate or query limit
-          // Anything else (the database unreachable, a bug) is answered like HTTP does: hidden and logged.
+          const unavailable = unavailableError(error);
+          if (unavailable) return [unavailable];
+          // Anything else (a bug) is answered like HTTP does: hidden and logged.
           return [new GraphQLError("Internal server error", { originalError: error as Error })];
         }
       },
@@ -134,7 +147,20 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
       // Every error goes through the formatter HTTP uses: known codes pass, database errors are mapped, and
       // anything else (a driver message with SQL in it, say) becomes INTERNAL_SERVER_ERROR, logged here.
       onError: (_ctx, _id, _payload, errors) => errors.map(formatError),
-      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(formatError) } : result),
+      // An event that failed because the database was away is not sent with a hole in it: the subscription
+      // ends with SERVICE_UNAVAILABLE and the seq it has delivered through (live-stream.ts). Every other result
+      // confirms the stream's position.
+      onNext: (_ctx, _id, _payload, args, result) => {
+        const context = args.contextValue as Context | undefined;
+        if (!result.errors) {
+          context?.liveStream?.confirm();
+          return result;
+        }
+        const outage = endForOutage(context, result.errors);
+        if (outage) return { errors: [formatError(outage)] };
+        context?.liveStream?.confirm();
+        return { ...result, errors: result.errors.map(formatError) };
+      },
       // graphql-ws builds this once per subscription; event payloads are loaded with fresh loaders per event.
       context: (ctx) => contextFor(deps, ctx.extra.viewer ?? null),
     },

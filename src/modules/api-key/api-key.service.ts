@@ -44,7 +44,7 @@ export async function authenticateApiKey(knex: Knex, secret: string, cache?: Api
   if (!found) return undefined;
   if (now - found.lastUsedAt > LAST_USED_RESOLUTION_MS) {
     found.lastUsedAt = now;
-    touch(knex, found.viewer.apiKeyId!);
+    touch(knex, [found.viewer.apiKeyId!]);
   }
   if (!cached) cache?.set(hash, found.viewer, found.lastUsedAt, now);
   return found.viewer;
@@ -69,24 +69,29 @@ async function lookUpKey(knex: Knex, hash: string): Promise<{ viewer: Viewer; la
 const touched = new WeakMap<Knex, { keys: Set<string>; timer: NodeJS.Timeout }>();
 /** How long touches gather before one statement writes them all. */
 const TOUCH_BATCH_MS = 100;
+/** How long touches wait after a failed write (the database away) before the next try. */
+const TOUCH_RETRY_MS = 2_000;
 
 /**
  * Not awaited: bookkeeping must not slow down or fail the request. The keys touched within TOUCH_BATCH_MS
  * are written by one statement, so many first requests of many keys (a deploy, a burst of new sessions)
  * cost one write, not one each. Shutdown writes what is pending (flushKeyUsage) before the pool closes.
  */
-function touch(knex: Knex, keyId: string): void {
+function touch(knex: Knex, keyIds: Iterable<string>, delayMs = TOUCH_BATCH_MS): void {
   const pending = touched.get(knex);
   if (pending) {
-    pending.keys.add(keyId);
+    for (const keyId of keyIds) pending.keys.add(keyId);
     return;
   }
-  const timer = setTimeout(() => void flushKeyUsage(knex), TOUCH_BATCH_MS).unref();
-  touched.set(knex, { keys: new Set([keyId]), timer });
+  const timer = setTimeout(() => void flushKeyUsage(knex, { retry: true }), delayMs).unref();
+  touched.set(knex, { keys: new Set(keyIds), timer });
 }
 
-/** Writes the pending last_used_at touches now; the server calls it on shutdown, before closing the database. */
-export async function flushKeyUsage(knex: Knex): Promise<void> {
+/**
+ * Writes the pending last_used_at touches now; the server calls it on shutdown, before closing the database.
+ * With `retry`, touches that could not be written (the database away) are kept and tried again later.
+ */
+export async function flushKeyUsage(knex: Knex, { retry = false } = {}): Promise<void> {
   const pending = touched.get(knex);
   if (!pending) return;
   touched.delete(knex);
@@ -94,7 +99,9 @@ export async function flushKeyUsage(knex: Knex): Promise<void> {
   await knex("api_keys")
     .whereRaw("id = any(?::uuid[])", [[...pending.keys]])
     .update({ lastUsedAt: knex.fn.now() })
-    .catch(() => undefined);
+    .catch(() => {
+      if (retry) touch(knex, pending.keys, TOUCH_RETRY_MS);
+    });
 }
 
 /**

@@ -3,7 +3,9 @@
  * - MessageAddedEvent: a new message (a STREAMING one with its text so far and chunkCount).
  * - MessageDeltaEvent: a chunk appended to a STREAMING message: only the new text, never the whole again.
  * - MessageUpdatedEvent: a streamed message completed or failed (its full text), or, when a stream resumes
- *   with afterSeq while a message at or before afterSeq is still STREAMING, its snapshot so far.
+ *   with afterSeq while a message at or before afterSeq is still STREAMING, its snapshot so far. A message the
+ *   client holds as STREAMING may have completed while it was away: it names those (`streamingSeqs`), and each
+ *   is sent again as it is now, whatever its status, so no reply stays "typing…" forever.
  * A client appends delta `index` to the message's text when index equals its chunkCount so far; the stream
  * sends each chunk once, after the snapshot or message that it follows.
  */
@@ -11,6 +13,7 @@ import { createUnionType, Field, Int, ObjectType } from "type-graphql";
 import type { Context } from "../../graphql/context";
 import { renewLoaders } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
+import { BadUserInputError } from "../../graphql/errors";
 import { Message } from "../message/message.model";
 import { MessageStatus } from "../message/message.enums";
 import { chunksFrom, chunkText, streamedTexts, type ChunkRow } from "../message/stream.service";
@@ -53,7 +56,13 @@ export type ConversationEventValue = MessageAddedEvent | MessageDeltaEvent | Mes
 
 const event = <T extends object>(type: new () => T, fields: T): T => Object.assign(new type(), fields);
 
-export function subscribeConversationEvents(ctx: Context, conversationId: string, afterSeq: number | null | undefined) {
+export function subscribeConversationEvents(
+  ctx: Context,
+  conversationId: string,
+  afterSeq: number | null | undefined,
+  streamingSeqs: readonly number[] = [],
+) {
+  if (streamingSeqs.length > PAGE) throw new BadUserInputError(`streamingSeqs may name at most ${PAGE} messages`, { field: "streamingSeqs" });
   const knex = ctx.db.knex;
   const hub = liveHubOf(ctx);
   const encryption = ctx.config.encryption;
@@ -83,8 +92,12 @@ export function subscribeConversationEvents(ctx: Context, conversationId: string
 
   return openConversationStream<ConversationEventValue>(ctx, conversationId, afterSeq, async function* (cursor) {
     if (cursor.first && afterSeq != null) {
-      // Resuming: messages already received may still be streaming; send what they hold now.
-      const open = await Message.query(knex).where({ conversationId, status: MessageStatus.STREAMING }).where("seq", "<=", cursor.seq).orderBy("seq");
+      // Resuming: messages already received may still be streaming, or have ended meanwhile; send them as they are now.
+      const open = await Message.query(knex)
+        .where({ conversationId })
+        .where("seq", "<=", cursor.seq)
+        .where((q) => q.where({ status: MessageStatus.STREAMING }).orWhereIn("seq", streamingSeqs))
+        .orderBy("seq");
       for await (const message of withTextSoFar(open)) yield event(MessageUpdatedEvent, { message });
     }
     const rows = await messagesAfter(ctx, conversationId, cursor.seq);

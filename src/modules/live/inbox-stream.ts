@@ -11,7 +11,8 @@ import { renewLoaders, viewerOf } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Conversation } from "../conversation/conversation.model";
 import { InboxBell } from "./live.hub";
-import { liveHubOf, liveIterator, PAGE, StreamError } from "./message-stream";
+import { liveHubOf, PAGE } from "./message-stream";
+import { openLiveStream, StreamError } from "./live-stream";
 
 @ObjectType({ description: "A conversation of yours changed, or was deleted" })
 export class ConversationChange {
@@ -31,9 +32,22 @@ const change = (conversationId: string, conversation: Conversation | null): Conv
 export async function subscribeConversationsChanged(ctx: Context): Promise<AsyncIterableIterator<ConversationChange | StreamError>> {
   const viewer = viewerOf(ctx);
   const hub = liveHubOf(ctx);
+  const live = openLiveStream(ctx, false, null);
   const knex = ctx.db.knex;
   const bell = new InboxBell();
   const unwatch = hub.watchInbox(viewer.id, bell);
+
+  /** The changes' conversations as they are now (deleted ones absent), and the recent ones too after a recheck. */
+  async function read(changes: Map<string, boolean>, recheck: boolean): Promise<Conversation[]> {
+    if (recheck) {
+      const recent: { id: string }[] = await knex("conversations").where({ ownerId: viewer.id }).orderBy("updatedAt", "desc").limit(PAGE).select("id");
+      for (const { id } of recent) if (!changes.has(id)) changes.set(id, false);
+    }
+    const ids = [...changes].filter(([, deleted]) => !deleted).map(([id]) => id);
+    return ids.length
+      ? Conversation.query(knex).whereIn("id", ids).where("ownerId", viewer.id).orderBy([{ column: "updatedAt" }, { column: "id" }])
+      : [];
+  }
 
   async function* stream(): AsyncGenerator<ConversationChange | StreamError> {
     try {
@@ -43,15 +57,20 @@ export async function subscribeConversationsChanged(ctx: Context): Promise<Async
         bell.clear();
         const changes = bell.changed;
         bell.changed = new Map();
-        if (bell.recheck) {
-          bell.recheck = false;
-          const recent: { id: string }[] = await knex("conversations").where({ ownerId: viewer.id }).orderBy("updatedAt", "desc").limit(PAGE).select("id");
-          for (const { id } of recent) if (!changes.has(id)) changes.set(id, false);
+        const recheck = bell.recheck;
+        bell.recheck = false;
+        let rows: Conversation[];
+        try {
+          rows = await read(changes, recheck);
+          live.recovered();
+        } catch (error) {
+          if (!(await live.retry(error, bell))) throw error;
+          // Nothing is lost: the changes go back to be read with any that came meanwhile, and, as
+          // notifications may have been missed while the database was away, the recent ones too.
+          for (const [id, deleted] of changes) bell.note(id, deleted);
+          bell.ring(true);
+          continue;
         }
-        const ids = [...changes].filter(([, deleted]) => !deleted).map(([id]) => id);
-        const rows = ids.length
-          ? await Conversation.query(knex).whereIn("id", ids).where("ownerId", viewer.id).orderBy([{ column: "updatedAt" }, { column: "id" }])
-          : [];
         const found = new Set(rows.map((row) => row.id));
         // Deleted, or gone between the notification and the read.
         for (const [id] of changes) if (!found.has(id)) yield change(id, null);
@@ -67,5 +86,5 @@ export async function subscribeConversationsChanged(ctx: Context): Promise<Async
       unwatch();
     }
   }
-  return liveIterator(stream(), bell, unwatch);
+  return live.iterator(stream(), bell, unwatch);
 }

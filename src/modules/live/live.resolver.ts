@@ -2,7 +2,8 @@ import { Arg, Int, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
-import { eventOrThrow, type StreamError, subscribeMessageAdded } from "./message-stream";
+import { subscribeMessageAdded } from "./message-stream";
+import { eventOrThrow, type StreamError } from "./live-stream";
 import { ConversationChange, subscribeConversationsChanged } from "./inbox-stream";
 import { ConversationEvent, subscribeConversationEvents, type ConversationEventValue } from "./conversation-events";
 
@@ -26,13 +27,19 @@ export class LiveResolver {
     description:
       "Everything a chat view needs, gap-free like messageAdded: MessageAddedEvent, then for STREAMING messages one " +
       "MessageDeltaEvent per chunk (only the new text) and a MessageUpdatedEvent when it completes or fails. Resuming " +
-      "with afterSeq first sends a snapshot (MessageUpdatedEvent) of every message at or before afterSeq still streaming.",
-    subscribe: ({ args, context }) => subscribeConversationEvents(context as Context, args.conversationId, args.afterSeq),
+      "with afterSeq first sends a snapshot (MessageUpdatedEvent) of every message at or before afterSeq still streaming, " +
+      "and of those named in streamingSeqs whatever their status.",
+    subscribe: ({ args, context }) => subscribeConversationEvents(context as Context, args.conversationId, args.afterSeq, args.streamingSeqs ?? []),
   })
   conversationEvents(
     @Root() event: ConversationEventValue | StreamError,
     @Arg("conversationId", () => UUIDScalar) _conversationId: string,
     @Arg("afterSeq", () => Int, { nullable: true }) _afterSeq: number | null,
+    @Arg("streamingSeqs", () => [Int], {
+      nullable: true,
+      description: "When resuming: the seqs of messages you hold as STREAMING; each is sent again as it is now (it may have ended meanwhile)",
+    })
+    _streamingSeqs: number[] | null,
   ): ConversationEventValue {
     return eventOrThrow(event);
   }

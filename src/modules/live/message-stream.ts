@@ -11,23 +11,10 @@ import { BadUserInputError } from "../../graphql/errors";
 import { getConversation } from "../conversation/conversation.service";
 import { Message } from "../message/message.model";
 import { Doorbell, type LiveHub } from "./live.hub";
+import { openLiveStream, StreamError } from "./live-stream";
 
 /** Rows read per query while catching up. */
 export const PAGE = 100;
-
-/**
- * How a stream ends with an error: graphql-ws answers an iterator that throws by closing the socket, so the
- * error is delivered as the stream's last event instead (the field resolver throws it) and the stream ends.
- */
-export class StreamError {
-  constructor(readonly error: unknown) {}
-}
-
-/** What a subscription's field resolver returns for an event: the event, or the stream's final error thrown. */
-export function eventOrThrow<T>(event: T | StreamError): T {
-  if (event instanceof StreamError) throw event.error;
-  return event;
-}
 
 /** The process's live hub; live streams exist only in a running server (not the CLI or seeds). */
 export function liveHubOf(ctx: Context): LiveHub {
@@ -56,26 +43,45 @@ export async function openConversationStream<T>(
 ): Promise<AsyncIterableIterator<T | StreamError>> {
   if (afterSeq != null && afterSeq < 0) throw new BadUserInputError("afterSeq must be 0 or more", { field: "afterSeq" });
   const hub = liveHubOf(ctx);
+  const live = openLiveStream(ctx, true, afterSeq ?? null);
   await getConversation(ctx, conversationId); // NOT_FOUND before anything is streamed
   const knex = ctx.db.knex;
   const bell = new Doorbell();
   const unwatch = hub.watch(conversationId, bell);
 
   async function* stream(): AsyncGenerator<T | StreamError> {
+    let cursor: StreamCursor | undefined;
     try {
-      // Read after watching: whatever commits later rings the bell.
-      const start = afterSeq ?? ((await knex("conversations").where({ id: conversationId }).first("last_seq"))?.lastSeq as number | undefined) ?? 0;
-      const cursor: StreamCursor = { seq: start, first: true };
       for (;;) {
         bell.clear();
-        if (bell.recheck) {
-          bell.recheck = false;
-          renewLoaders(ctx);
-          await getConversation(ctx, conversationId); // deleted, or the viewer's grant revoked: NOT_FOUND
+        try {
+          // Read after watching: whatever commits later rings the bell.
+          if (!cursor) {
+            const start = afterSeq ?? ((await knex("conversations").where({ id: conversationId }).first("last_seq"))?.lastSeq as number | undefined) ?? 0;
+            cursor = { seq: start, first: true };
+            live.started(start);
+          }
+          if (bell.recheck) {
+            bell.recheck = false;
+            renewLoaders(ctx);
+            await getConversation(ctx, conversationId); // deleted, or the viewer's grant revoked: NOT_FOUND
+          }
+          // Each event says where it would leave the client, so the transport can tell how far it got.
+          const events = step(cursor);
+          let next;
+          while (!(next = await events.next()).done) {
+            live.pending = cursor.seq;
+            yield next.value;
+          }
+          cursor.first = false;
+          live.recovered();
+          if (next.value) continue;
+        } catch (error) {
+          if (!(await live.retry(error, bell))) throw error;
+          if (bell.closed) return;
+          bell.recheck = true; // access notifications may have been missed meanwhile too
+          continue;
         }
-        const more = yield* step(cursor);
-        cursor.first = false;
-        if (more) continue;
         await bell.wait();
         if (bell.closed) return;
       }
@@ -86,25 +92,7 @@ export async function openConversationStream<T>(
     }
   }
 
-  return liveIterator(stream(), bell, unwatch);
-}
-
-/**
- * The iterator graphql-ws consumes. A generator waiting on its bell would take a return() only at its next
- * yield, so return() first wakes it (and stops watching) to end at once.
- */
-export function liveIterator<T>(events: AsyncGenerator<T>, bell: Doorbell, unwatch: () => void): AsyncIterableIterator<T> {
-  const iterator: AsyncIterableIterator<T> = {
-    next: () => events.next(),
-    return: (value?: unknown) => {
-      bell.close();
-      unwatch();
-      return events.return(value as never);
-    },
-    throw: (error?: unknown) => events.throw(error),
-    [Symbol.asyncIterator]: () => iterator,
-  };
-  return iterator;
+  return live.iterator(stream(), bell, unwatch);
 }
 
 /** The messages after the cursor, one page: one query for all the conversation's streams at that seq. */
