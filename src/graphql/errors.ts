@@ -159,7 +159,10 @@ const UNAVAILABLE_MESSAGE = /(Connection terminated|Connection ended unexpectedl
  */
 export function unavailableError(error: unknown): ServiceUnavailableError | undefined {
   if (error instanceof ServiceUnavailableError) return error;
-  const native = ((error as { nativeError?: unknown } | null)?.nativeError ?? error) as { code?: unknown; message?: unknown; name?: unknown } | null;
+  // Objection keeps the driver's error as nativeError; graphql-js keeps a thrown value that is not an Error of
+  // its realm (a socket error made by Node itself, seen from a sandbox such as jest's) as thrownValue.
+  const wrapped = error as { nativeError?: unknown; thrownValue?: unknown } | null;
+  const native = (wrapped?.nativeError ?? wrapped?.thrownValue ?? error) as { code?: unknown; message?: unknown; name?: unknown } | null;
   if (!native || typeof native !== "object") return undefined;
   const code = typeof native.code === "string" ? native.code : "";
   if (code === "57014") {

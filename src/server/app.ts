@@ -70,6 +70,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     const live = new LiveHub(listener);
     // Replies whose worker died stay STREAMING until this fails them; an outage does not count against them.
     const sweeper = new StaleStreamSweeper(db.knex, config, log);
+    sweeper.start();
     listener.onReconnect(() => sweeper.databaseBack());
     const apiKeyCache = new ApiKeyCache(config.authCacheSeconds * 1000);
     // Emptied on every access change anywhere, and after the LISTEN connection was lost (changes may have gone unheard).

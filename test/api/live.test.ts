@@ -248,8 +248,8 @@ describe("messageAdded", () => {
   });
 });
 
-const EVENTS = `subscription($id: UUID!, $after: Int) {
-  conversationEvents(conversationId: $id, afterSeq: $after) {
+const EVENTS = `subscription($id: UUID!, $after: Int, $streaming: [Int!]) {
+  conversationEvents(conversationId: $id, afterSeq: $after, streamingSeqs: $streaming) {
     __typename
     ... on MessageAddedEvent { message { id seq status content chunkCount } }
     ... on MessageDeltaEvent { messageId seq index text }
@@ -277,6 +277,34 @@ describe("conversationEvents with streamed replies", () => {
     app.ok(`mutation($m: UUID!, $i: Int!, $t: String!) { appendMessageChunk(messageId: $m, index: $i, text: $t) { index } }`, { m: messageId, i: index, t: text }, worker.token);
   const complete = (messageId: string) => app.ok(`mutation($m: UUID!) { completeMessage(messageId: $m) { id } }`, { m: messageId }, worker.token);
   const payload = (event: Event) => (event.data as { conversationEvents: Record<string, any> }).conversationEvents;
+
+  it("sends again, as they are now, the replies a resuming client names in streamingSeqs (one ended while it was away)", async () => {
+    const id = await streamedConversation();
+    const ended = await start(id);
+    await append(ended.id, 0, "done ");
+    const open = await start(id);
+    await append(open.id, 0, "still ");
+    await add(alice, id, "a question");
+    await complete(ended.id); // while the client was away: it still shows `ended` as streaming
+    const sub = subscribe(alice.token, { id, after: 3, streaming: [ended.seq, open.seq] }, EVENTS);
+    await sub.until((events) => events.length >= 2);
+    expect(sub.events.map(payload)).toEqual([
+      { __typename: "MessageUpdatedEvent", message: { id: ended.id, seq: 1, status: "COMPLETE", content: "done ", chunkCount: 1 } },
+      { __typename: "MessageUpdatedEvent", message: { id: open.id, seq: 2, status: "STREAMING", content: "still ", chunkCount: 1 } },
+    ]);
+    const unnamed = subscribe(alice.token, { id, after: 3 }, EVENTS); // without it, only what still streams
+    await unnamed.until((events) => events.length >= 1);
+    await add(alice, id, "marker");
+    await unnamed.until((events) => events.length >= 2);
+    expect(unnamed.events.map((event) => payload(event).message.seq)).toEqual([2, 4]);
+  });
+
+  it("refuses more streamingSeqs than a page with BAD_USER_INPUT", async () => {
+    const id = await streamedConversation();
+    const sub = subscribe(alice.token, { id, after: 0, streaming: Array.from({ length: 101 }, (_, i) => i + 1) }, EVENTS);
+    await sub.until(() => false);
+    expect(sub.events.map((event) => event.errors?.[0].extensions?.code)).toEqual(["BAD_USER_INPUT"]);
+  });
 
   it("sends the new message, then each chunk once as a delta (a retried chunk is not repeated), then the completed message", async () => {
     const id = await streamedConversation();

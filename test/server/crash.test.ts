@@ -27,8 +27,8 @@ const READ = `query($m: UUID!) { message(id: $m) { status content chunkCount met
 const ADD = `mutation($c: UUID!, $t: String!) { addMessage(input: { conversationId: $c, content: $t }) { seq } }`;
 const MESSAGE_ADDED = `subscription($c: UUID!, $after: Int) { messageAdded(conversationId: $c, afterSeq: $after) { id seq } }`;
 /** A client's view of a message is the fragment `Shown`: the added and the updated event each replace it. */
-const EVENTS = `subscription($c: UUID!, $after: Int) {
-  conversationEvents(conversationId: $c, afterSeq: $after) {
+const EVENTS = `subscription($c: UUID!, $after: Int, $streaming: [Int!]) {
+  conversationEvents(conversationId: $c, afterSeq: $after, streamingSeqs: $streaming) {
     __typename
     ... on MessageAddedEvent { message { ...Shown } }
     ... on MessageUpdatedEvent { message { ...Shown } }
@@ -333,7 +333,7 @@ describe("a server killed mid-stream", () => {
 });
 
 describe("a subscriber away while its streamed message ended", () => {
-  it("gets the message as it ended by resuming before it (afterSeq = its seq - 1), then only what follows", async () => {
+  it("gets the message as it ended when it names it in streamingSeqs on resuming, then only what follows", async () => {
     const a = await serve();
     const conversationId = await conversationOn(a);
     const events = listen(a, "conversationEvents", { c: conversationId, after: 0 });
@@ -346,12 +346,13 @@ describe("a subscriber away while its streamed message ended", () => {
     expect(await swept(b, message.id)).toMatchObject({ status: "FAILED", content: joined(2) });
     const had = render(events.payloads, message.id)!;
     expect(had.status).toBe("STREAMING");
-    const resumed = listen(b, "conversationEvents", { c: conversationId, after: had.seq - 1 });
+    // Without streamingSeqs nothing would tell this client that the reply it shows as typing has ended.
+    const resumed = listen(b, "conversationEvents", { c: conversationId, after: had.seq, streaming: [had.seq] });
     await resumed.until((payloads) => payloads.length >= 1);
     await ok(b, member, ADD, { c: conversationId, t: "Are you there?" });
     await resumed.until((payloads) => payloads.length >= 2);
     expect(resumed.payloads.map((payload) => [payload.__typename, payload.message.seq, payload.message.status])).toEqual([
-      ["MessageAddedEvent", had.seq, "FAILED"],
+      ["MessageUpdatedEvent", had.seq, "FAILED"],
       ["MessageAddedEvent", had.seq + 1, "COMPLETE"],
     ]);
     expect(render(resumed.payloads, message.id, had)).toEqual({ seq: had.seq, status: "FAILED", content: joined(2), chunkCount: 2 });

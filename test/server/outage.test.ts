@@ -21,6 +21,10 @@ import { Role } from "../../src/modules/user/role.enum";
 import { User } from "../../src/modules/user/user.model";
 import { createApiKey } from "../../src/modules/api-key/api-key.service";
 import { testConfig } from "../helpers/db";
+import { Transcript } from "../../src/modules/transcript/transcript.model";
+import { TranscriptFormat, TranscriptStatus } from "../../src/modules/transcript/transcript.enums";
+import { StaleStreamSweeper } from "../../src/modules/message/stream.sweeper";
+import { createLogger } from "../../src/logger";
 import { pauseCluster, resumeCluster, startCluster, stopCluster, type ClusterState } from "../setup/pg-cluster";
 import { withDatabase } from "../setup/pg-urls";
 
@@ -93,6 +97,9 @@ async function post(base: string, query: string, variables: Record<string, unkno
 let problems: string[];
 /** 503 answers seen while the database was away. */
 let unavailableAnswers: number;
+/** Over all runs: subscriptions the server ended with a resume error, and subscriptions it refused while away. */
+let resumes = 0;
+let refusals = 0;
 
 /** Sends an operation until it succeeds; SERVICE_UNAVAILABLE (503 + Retry-After) is the only acceptable failure. */
 async function until(base: string, query: string, variables: Record<string, unknown>, token: string): Promise<any> {
@@ -175,6 +182,7 @@ class Subscriber {
   readonly texts = new Map<string, Text>();
   readonly counts = new Map<string, number>();
   resumes = 0;
+  refusals = 0;
   private readonly client: Client;
   private resumeFrom: number | null | undefined;
   private closing = false;
@@ -204,7 +212,10 @@ class Subscriber {
           // 1013 Try Again Later): ask again. graphql-ws clients close an idle socket, so a resuming one reconnects.
           const errors = Array.isArray(error) ? (error as { extensions?: Record<string, any> }[]) : [];
           const unavailable = errors.length > 0 && errors.every((each) => each.extensions?.code === "SERVICE_UNAVAILABLE");
-          if (unavailable || (error as { code?: number }).code === 1013) setTimeout(() => this.start(afterSeq), 200);
+          if (unavailable || (error as { code?: number }).code === 1013) {
+            this.refusals++;
+            setTimeout(() => this.start(afterSeq), 200);
+          }
           else problems.push(`${this.name}: ${JSON.stringify(error)} ${(error as { code?: number }).code}`);
         },
         complete: () => {
@@ -318,6 +329,13 @@ describe("a database outage under live traffic", () => {
           retryAfter: "5",
         });
         expect((await fetch(`${servers[0].url}/readyz`)).status).toBe(503);
+        // Subscribing while it is away: refused with SERVICE_UNAVAILABLE (or the socket with 1013); asked again, they
+        // catch up from the start like the others.
+        for (const { name, url } of servers) {
+          const late = new Subscriber(`${name}/late/${conversations[0].slice(0, 8)}`, "added", url, conversations[0]);
+          subscribers.push(late);
+          late.start(0);
+        }
         await sleep(OUTAGE_MS);
         const before = writers.map((writer) => writer.acknowledged);
         await resumeCluster(cluster);
@@ -363,7 +381,62 @@ describe("a database outage under live traffic", () => {
         expect(requestIds.sort()).toEqual([...writer.requestIds].sort());
       }
       expect(unavailableAnswers).toBeGreaterThan(0);
+      resumes += subscribers.reduce((sum, subscriber) => sum + subscriber.resumes, 0);
+      refusals += subscribers.reduce((sum, subscriber) => sum + subscriber.refusals, 0);
     },
     180_000,
   );
+
+  it("exercised both ways back: streams ended with a resume error, and subscriptions refused while the database was away", () => {
+    expect(resumes).toBeGreaterThan(0);
+    expect(refusals).toBeGreaterThan(0);
+  });
+
+  it("pauses a transcript export while the database is away and finishes it after, READY", async () => {
+    const { createConversation } = await until(servers[0].url, `mutation { createConversation(input: { title: "export" }) { id } }`, {}, alice);
+    const conversationId = createConversation.id as string;
+    for (let i = 1; i <= 5; i++) await until(servers[0].url, ADD, { c: conversationId, text: `m${i}`, r: `export-${i}` }, service);
+    const owner = await verify("users").where({ display_name: "alice" }).first("id");
+    const transcript = await Transcript.query(database.knex).insertAndFetch({
+      conversationId,
+      format: TranscriptFormat.JSON,
+      status: TranscriptStatus.PENDING,
+      createdBy: owner.id,
+      snapshotSeq: 5,
+      attempts: 1,
+      heartbeatAt: new Date(),
+    });
+    await pauseCluster(cluster, "fast");
+    const run = servers[1].server.transcripts.run(transcript); // its first read fails: the database is away
+    await sleep(1_000);
+    await resumeCluster(cluster);
+    const ended = await run;
+    expect({ status: ended?.status, messageCount: ended?.messageCount, error: ended?.error ?? null }).toEqual({
+      status: TranscriptStatus.READY,
+      messageCount: 5,
+      error: null,
+    });
+  });
+
+  it("does not fail a stream because the database, not its writer, was away", async () => {
+    const { createConversation } = await until(servers[0].url, `mutation { createConversation(input: { title: "sweep" }) { id } }`, {}, alice);
+    const { startMessage } = await until(servers[0].url, START, { c: createConversation.id, r: "sweep" }, service);
+    await until(servers[0].url, APPEND, { m: startMessage.id, i: 0, text: "so far " }, service);
+    const timeoutSeconds = 2;
+    const sweeper = new StaleStreamSweeper(database.knex, { encryption: undefined, maxMessageLength: 100_000, streamTimeoutSeconds: timeoutSeconds }, createLogger({ logLevel: "silent" }));
+    // Its last chunk came long ago, before the outage: stale by the clock alone.
+    const lastChunkLongAgo = () => verify("messages").where({ id: startMessage.id }).update({ updated_at: verify.raw("now() - interval '1 hour'") });
+    await lastChunkLongAgo();
+    await pauseCluster(cluster, "immediate");
+    expect(await sweeper.sweep()).toBe(0); // the database is away
+    await resumeCluster(cluster);
+    expect(await sweeper.sweep()).toBe(0); // back: the writer gets a whole timeout from now
+    expect((await verify("messages").where({ id: startMessage.id }).first("status")).status).toBe("streaming");
+    await until(servers[0].url, APPEND, { m: startMessage.id, i: 1, text: "and on" }, service);
+    // A writer that then goes quiet for good is failed once the timeout has passed, its text kept.
+    await lastChunkLongAgo();
+    expect(await eventually(async () => (await sweeper.sweep()) === 1, (timeoutSeconds + 5) * 1000)).toBe(true);
+    const message = await verify("messages").where({ id: startMessage.id }).first("status", "content");
+    expect(message).toEqual({ status: "failed", content: "so far and on" });
+  });
 });

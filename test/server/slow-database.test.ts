@@ -58,7 +58,7 @@ async function eventually(check: () => Promise<boolean>): Promise<boolean> {
 async function holdRowLock(conversationId: string): Promise<() => Promise<void>> {
   const trx = await locker.transaction();
   await trx("conversations").where({ id: conversationId }).forUpdate().first("id");
-  return () => trx.rollback();
+  return async () => void (await trx.rollback());
 }
 
 describe("a slow database", () => {

@@ -21,6 +21,7 @@ import { TranscriptStatus } from "./transcript.enums";
 import { createStorage, StorageUnavailableError, type TranscriptStorage } from "./transcript.storage";
 import { exportConversation, ExportError, exportSpec, type ExportSpec } from "./transcript.export";
 import { CONTENT_TYPES } from "./transcript.serializers";
+import { unavailableError } from "../../graphql/errors";
 
 /** Runs of one export (the first plus takeovers) before it is given up as FAILED. */
 export const MAX_ATTEMPTS = 3;
@@ -69,6 +70,8 @@ export class TranscriptJobs {
   readonly storage: TranscriptStorage;
   private readonly runs = new Map<string, { stop: AbortController; done: Promise<unknown> }>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** The periodic sweep in progress, awaited on dispose so that its queries do not outlive the pool. */
+  private sweeping: Promise<unknown> | undefined;
   private disposed = false;
 
   constructor(
@@ -86,7 +89,7 @@ export class TranscriptJobs {
 
   /** Takes over stale exports now, then every half timeout (at most every minute). */
   start(): void {
-    const sweep = () => void this.sweep().catch((error: unknown) => this.log.warn({ err: error }, "transcript sweep failed"));
+    const sweep = () => void (this.sweeping = this.sweep().catch((error: unknown) => this.log.warn({ err: error }, "transcript sweep failed")));
     sweep();
     this.sweepTimer = setInterval(sweep, Math.min(60, this.timeoutSeconds / 2) * 1000);
     this.sweepTimer.unref();
@@ -173,6 +176,13 @@ export class TranscriptJobs {
         if (stopped.aborted) await this.knex("transcripts").where(mine).update({ heartbeatAt: null }).catch(() => undefined);
         return undefined;
       }
+      if (unavailableError(error)) {
+        // The database, not the export, failed: pause until it answers, then run the export again from the start
+        // (same attempt, same key). Past the job timeout another server may have taken it over; then this run's
+        // writes name an attempt that is no longer the row's and change nothing.
+        log.warn({ err: error }, "transcript export paused: the database is unavailable");
+        return (await this.databaseBack(stopped)) ? this.execute(transcript, stopped) : undefined;
+      }
       log.error({ err: error }, "transcript export failed");
       return this.settle(mine, { status: TranscriptStatus.FAILED, error: failureMessage(error) }).catch((settleError: unknown) => {
         log.error({ err: settleError }, "could not mark the transcript FAILED"); // the sweep retries it later
@@ -181,6 +191,19 @@ export class TranscriptJobs {
     } finally {
       clearInterval(heartbeat);
     }
+  }
+
+  /**
+   * Waits (backing off from 250 ms to 2 s) until the database answers: true then; false when the run was stopped
+   * or the database stayed away past the job timeout (the row stays PENDING and the sweep takes it over later).
+   */
+  private async databaseBack(stopped: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + this.timeoutSeconds * 1000;
+    for (let delay = 250; !stopped.aborted && Date.now() < deadline; delay = Math.min(delay * 2, 2000)) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (await this.knex.raw("select 1").then(() => true, () => false)) return !stopped.aborted;
+    }
+    return false;
   }
 
   /** Ends this run's lease with `patch`; undefined when the row is no longer this run's. */
@@ -206,6 +229,7 @@ export class TranscriptJobs {
   async dispose(): Promise<void> {
     this.disposed = true;
     clearInterval(this.sweepTimer);
+    await this.sweeping; // it may still start runs
     const runs = [...this.runs.values()];
     for (const run of runs) run.stop.abort();
     await Promise.all(runs.map((run) => run.done));
