@@ -3,11 +3,11 @@
  * messages under concurrent writers (exact sequence), live-only streams, permission checks at subscribe time
  * and when access is lost mid-stream, and clean-up when a client leaves.
  */
-import WebSocket from "ws";
-import { createClient, type Client, type FormattedExecutionResult } from "graphql-ws";
+import type { Client, FormattedExecutionResult } from "graphql-ws";
 import { Role } from "../../src/modules/user/role.enum";
 import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
 import { testDbKind } from "../helpers/db";
+import { CONVERSATION_EVENTS, wsClient } from "../helpers/live";
 import { LISTENER_APPLICATION_NAME } from "../../src/db/notifications";
 
 let app: TestApp;
@@ -36,12 +36,7 @@ const MESSAGE_ADDED = `subscription($id: UUID!, $after: Int) {
 const WAIT_MS = 30_000;
 
 function client(token: string): Client {
-  const created = createClient({
-    url: `${app.url.replace("http", "ws")}/graphql`,
-    webSocketImpl: WebSocket,
-    connectionParams: { authorization: `Bearer ${token}` },
-    retryAttempts: 0,
-  });
+  const created = wsClient(app.url, token);
   clients.push(created);
   return created;
 }
@@ -248,14 +243,7 @@ describe("messageAdded", () => {
   });
 });
 
-const EVENTS = `subscription($id: UUID!, $after: Int, $streaming: [Int!]) {
-  conversationEvents(conversationId: $id, afterSeq: $after, streamingSeqs: $streaming) {
-    __typename
-    ... on MessageAddedEvent { message { id seq status content chunkCount } }
-    ... on MessageDeltaEvent { messageId seq index text }
-    ... on MessageUpdatedEvent { message { id seq status content chunkCount } }
-  }
-}`;
+const EVENTS = CONVERSATION_EVENTS;
 
 describe("conversationEvents with streamed replies", () => {
   let worker: TestUser;

@@ -7,8 +7,7 @@
  * runs this file in the postgres project only).
  */
 import type { Knex } from "knex";
-import WebSocket from "ws";
-import { createClient, type Client } from "graphql-ws";
+import type { Client } from "graphql-ws";
 import { Role } from "../../src/modules/user/role.enum";
 import { User } from "../../src/modules/user/user.model";
 import { createApiKey } from "../../src/modules/api-key/api-key.service";
@@ -17,6 +16,7 @@ import { storedContent } from "../../src/modules/message/encryption";
 import { createTestDatabase, type TestDatabase } from "../helpers/db";
 import { startServerProcess, type ServerProcess } from "../helpers/process";
 import type { GraphQLBody } from "../helpers/server";
+import { wsClient } from "../helpers/live";
 
 const START = `mutation($c: UUID!, $r: String, $meta: JSON) {
   startMessage(input: { conversationId: $c, requestId: $r, metadata: $meta, model: "m1" }) { id seq status }
@@ -133,12 +133,7 @@ interface Feed {
 
 /** A subscription over graphql-ws that does not reconnect by itself: the test resumes it as a client would. */
 function listen(server: ServerProcess, field: "conversationEvents" | "messageAdded", variables: Record<string, unknown>): Feed {
-  const client = createClient({
-    url: `${server.url.replace("http", "ws")}/graphql`,
-    webSocketImpl: WebSocket,
-    connectionParams: { authorization: `Bearer ${member}` },
-    retryAttempts: 0,
-  });
+  const client = wsClient(server.url, member);
   clients.push(client);
   const payloads: Payload[] = [];
   let ended: unknown;

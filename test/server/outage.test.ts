@@ -1,9 +1,9 @@
 /**
  * A database outage under live traffic (PostgreSQL only: a cluster of this file's own, stopped and started
- * again). Two servers share the database: A ends a subscription at its first failed read
- * (LIVE_RETRY_SECONDS=0), B rides outages out (the default). On each, for two conversations: messageAdded and
- * conversationEvents subscribers, and conversationsChanged subscribers of the owner; writers add messages and
- * stream replies through both, retrying with the same requestId / chunk index whenever they are answered
+ * again). Three servers share the database: A ends a subscription at its first failed read
+ * (LIVE_RETRY_SECONDS=0), B rides outages out (the default), and C is a process of its own, which must not
+ * crash. On each, for two conversations: messageAdded and conversationEvents subscribers, and
+ * conversationsChanged subscribers of the owner; writers add messages and stream replies through all three, retrying with the same requestId / chunk index whenever they are answered
  * SERVICE_UNAVAILABLE. PostgreSQL is stopped (fast or immediate, in turn) for a few seconds, several runs in a row.
  *
  * Every run checks, once the writers stop: every subscriber ends with exactly the stored seqs, in order (after
@@ -12,15 +12,16 @@
  * every acknowledged write is stored exactly once; no stream completed without an error or went silent; and
  * while the database was away the API answered 503 SERVICE_UNAVAILABLE with Retry-After, and nothing else.
  */
-import WebSocket from "ws";
 import knexFactory, { type Knex } from "knex";
-import { createClient, type Client } from "graphql-ws";
+import type { Client } from "graphql-ws";
 import { startServer, type RunningServer } from "../../src/server/app";
 import { createDatabase, type Database } from "../../src/db/database";
 import { Role } from "../../src/modules/user/role.enum";
 import { User } from "../../src/modules/user/user.model";
 import { createApiKey } from "../../src/modules/api-key/api-key.service";
 import { testConfig } from "../helpers/db";
+import { startServerProcess, type ServerProcess } from "../helpers/process";
+import { CONVERSATION_EVENTS, wsClient } from "../helpers/live";
 import { Transcript } from "../../src/modules/transcript/transcript.model";
 import { TranscriptFormat, TranscriptStatus } from "../../src/modules/transcript/transcript.enums";
 import { StaleStreamSweeper } from "../../src/modules/message/stream.sweeper";
@@ -40,7 +41,7 @@ const CATCH_UP_MS = 30_000;
 let cluster: ClusterState;
 let database: Database;
 let verify: Knex;
-let servers: { name: string; server: RunningServer; url: string }[];
+let servers: { name: string; server?: RunningServer; process?: ServerProcess; url: string }[];
 let alice: string;
 let service: string;
 
@@ -63,6 +64,9 @@ beforeAll(async () => {
     const server = await startServer({ config: testConfig(url, { ...env, LIVE_RETRY_SECONDS: retry }) });
     servers.push({ name, server, url: `http://127.0.0.1:${server.port}` });
   }
+  // And one as an operator runs it, a process of its own: an outage must not crash it (an unhandled error would).
+  const child = await startServerProcess({ DATABASE_URL: url, RATE_LIMIT_ENABLED: "false", ...env });
+  servers.push({ name: "C", process: child, url: child.url.replace("localhost", "127.0.0.1") });
   verify = knexFactory({ client: "pg", connection: url });
   const owner = await User.query(database.knex).insertAndFetch({ displayName: "alice", role: Role.MEMBER });
   alice = (await createApiKey(database.knex, owner.id, "test")).secret;
@@ -72,7 +76,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const { server } of servers ?? []) await server.dispose();
+  for (const { server, process } of servers ?? []) await (server?.dispose() ?? process?.stop());
   await verify?.destroy();
   await database?.close();
   if (cluster) stopCluster(cluster);
@@ -150,15 +154,8 @@ class Writer {
   }
 }
 
-const MESSAGE_ADDED = `subscription($c: UUID!, $after: Int) { messageAdded(conversationId: $c, afterSeq: $after) { seq content author { id } } }`;
-const EVENTS = `subscription($c: UUID!, $after: Int, $streaming: [Int!]) {
-  conversationEvents(conversationId: $c, afterSeq: $after, streamingSeqs: $streaming) {
-    __typename
-    ... on MessageAddedEvent { message { id seq status content chunkCount } }
-    ... on MessageDeltaEvent { messageId seq index text }
-    ... on MessageUpdatedEvent { message { id seq status content chunkCount } }
-  }
-}`;
+const MESSAGE_ADDED = `subscription($id: UUID!, $after: Int) { messageAdded(conversationId: $id, afterSeq: $after) { seq content author { id } } }`;
+const EVENTS = CONVERSATION_EVENTS;
 const INBOX = `subscription { conversationsChanged { conversationId deleted conversation { id messageCount } } }`;
 const LIST = `query { conversations(first: 50) { edges { node { id messageCount } } } }`;
 
@@ -188,12 +185,7 @@ class Subscriber {
   private closing = false;
 
   constructor(readonly name: string, readonly kind: Kind, base: string, readonly conversationId?: string) {
-    this.client = createClient({
-      url: `${base.replace("http", "ws")}/graphql`,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${alice}` },
-      retryAttempts: 0,
-    });
+    this.client = wsClient(base, alice);
   }
 
   get last(): number {
@@ -204,7 +196,7 @@ class Subscriber {
     this.resumeFrom = undefined;
     const query = this.kind === "added" ? MESSAGE_ADDED : this.kind === "events" ? EVENTS : INBOX;
     this.client.subscribe(
-      { query, variables: this.kind === "inbox" ? {} : { c: this.conversationId, after: afterSeq, streaming: this.streamingSeqs() } },
+      { query, variables: this.kind === "inbox" ? {} : { id: this.conversationId, after: afterSeq, streaming: this.streamingSeqs() } },
       {
         next: ({ data, errors }) => (errors ? this.ended(errors as Answer["body"]["errors"]) : this.receive(data as any)),
         error: (error) => {
@@ -287,6 +279,21 @@ class Subscriber {
   }
 }
 
+/** One operation over a graphql-ws client: its result, or the errors it was refused with. */
+function overSocket(client: Client, query: string): Promise<{ data?: unknown; errors?: unknown[] }> {
+  return new Promise((resolve) => {
+    let result: { data?: unknown; errors?: unknown[] } = {};
+    client.subscribe(
+      { query },
+      {
+        next: (value) => void (result = value as typeof result),
+        error: (error) => resolve({ errors: Array.isArray(error) ? error : [String(error)] }),
+        complete: () => resolve(result),
+      },
+    );
+  });
+}
+
 /** Polls `done` every 100 ms for up to `ms`; false when it never held. */
 async function eventually(done: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if (await done()) return true;
@@ -316,6 +323,9 @@ describe("a database outage under live traffic", () => {
       await sleep(300);
       for (const subscriber of subscribers) if (subscriber.kind === "inbox") await subscriber.reload();
 
+      // A websocket that is open when the database goes away, for an operation sent over it meanwhile.
+      const socket = wsClient(servers[0].url, alice, { lazy: false });
+      expect(await overSocket(socket, `query { viewer { id } }`)).toEqual({ data: { viewer: { id: expect.any(String) } } });
       const writers = conversations.map((id) => new Writer(id, run));
       try {
         expect(await eventually(() => writers.every((writer) => writer.acknowledged >= WRITES_PER_PHASE), 60_000)).toBe(true);
@@ -329,6 +339,7 @@ describe("a database outage under live traffic", () => {
           retryAfter: "5",
         });
         expect((await fetch(`${servers[0].url}/readyz`)).status).toBe(503);
+        expect(await overSocket(socket, `query { viewer { id } }`)).toEqual({ errors: [expect.objectContaining({ extensions: expect.objectContaining({ code: "SERVICE_UNAVAILABLE" }) })] });
         // Subscribing while it is away: refused with SERVICE_UNAVAILABLE (or the socket with 1013); asked again, they
         // catch up from the start like the others.
         for (const { name, url } of servers) {
@@ -344,8 +355,12 @@ describe("a database outage under live traffic", () => {
       } finally {
         for (const writer of writers) writer.stopped = true;
         await Promise.all(writers.map((writer) => writer.done));
+        await socket.dispose();
       }
-      expect((await fetch(`${servers[0].url}/readyz`)).status).toBe(200);
+      for (const { url, process } of servers) {
+        expect(process?.child.exitCode ?? null).toBeNull();
+        expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      }
 
       // What is stored is the truth every subscriber must end with.
       const stored = new Map<string, { seq: number; id: string; content: string; requestId: string }[]>();
@@ -407,7 +422,7 @@ describe("a database outage under live traffic", () => {
       heartbeatAt: new Date(),
     });
     await pauseCluster(cluster, "fast");
-    const run = servers[1].server.transcripts.run(transcript); // its first read fails: the database is away
+    const run = servers[1].server!.transcripts.run(transcript); // its first read fails: the database is away
     await sleep(1_000);
     await resumeCluster(cluster);
     const ended = await run;
