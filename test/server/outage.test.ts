@@ -18,7 +18,8 @@ import { startServer, type RunningServer } from "../../src/server/app";
 import { createDatabase, type Database } from "../../src/db/database";
 import { Role } from "../../src/modules/user/role.enum";
 import { User } from "../../src/modules/user/user.model";
-import { createApiKey } from "../../src/modules/api-key/api-key.service";
+import { authenticateApiKey, createApiKey, hashKey } from "../../src/modules/api-key/api-key.service";
+import { ApiKeyCache } from "../../src/modules/api-key/api-key.cache";
 import { testConfig } from "../helpers/db";
 import { startServerProcess, type ServerProcess } from "../helpers/process";
 import { CONVERSATION_EVENTS, wsClient } from "../helpers/live";
@@ -431,6 +432,19 @@ describe("a database outage under live traffic", () => {
       messageCount: 5,
       error: null,
     });
+  });
+
+  it("keeps an API key's last use noted while the database is away and writes it once it is back", async () => {
+    const worker = await verify("users").where({ display_name: "worker" }).first("id");
+    const { key, secret } = await createApiKey(database.knex, worker.id, "last use");
+    // Known to this process already (the key cache), so using it needs no database; its last use is still to be written.
+    const cache = new ApiKeyCache(60_000);
+    cache.set(hashKey(secret), { id: worker.id, role: Role.SERVICE, displayName: "worker", apiKeyId: key.id }, 0, Date.now());
+    await pauseCluster(cluster, "immediate");
+    expect(await authenticateApiKey(database.knex, secret, cache)).toMatchObject({ apiKeyId: key.id });
+    await sleep(500); // its write has been tried, and failed
+    await resumeCluster(cluster);
+    expect(await eventually(async () => (await verify("api_keys").where({ id: key.id }).first("last_used_at")).last_used_at !== null, 10_000)).toBe(true);
   });
 
   it("does not fail a stream because the database, not its writer, was away", async () => {
