@@ -3,45 +3,15 @@
  * limits and loaders behave the same whichever way an operation arrives.
  */
 import { randomUUID } from "node:crypto";
-import type { Logger } from "pino";
-import type { Config } from "../config";
-import type { Database } from "../db/database";
 import type { Viewer } from "../modules/user/viewer";
+import { actorFor, type Actor, type ActorDeps } from "../modules/actor";
 import { authenticateApiKey, isApiKey } from "../modules/api-key/api-key.service";
-import type { ApiKeyCache } from "../modules/api-key/api-key.cache";
 import { looksLikeJwt, viewerForJwt, type RequestMeta } from "../modules/auth/jwt.service";
-import type { LiveHub } from "../modules/live/live.hub";
-import type { LiveStream } from "../modules/live/live-stream";
-import type { TranscriptJobs } from "../modules/transcript/transcript.jobs";
-import { createLoaders, type Loaders } from "./loaders";
 import { UnauthenticatedError } from "./errors";
 
-export interface Context {
-  viewer: Viewer | null;
-  loaders: Loaders;
-  db: Database;
-  config: Config;
-  log: Logger;
-  requestId: string;
-  ip: string | null;
-  /** Live events of this process; absent outside a running server (CLI, seeds). */
-  live?: LiveHub;
-  /** A subscription's stream, set when it opens: the transport reads its position and stops it (live-stream.ts). */
-  liveStream?: LiveStream;
-  /** This process's authenticated keys; a change of access clears it (see api-key.cache.ts). */
-  apiKeyCache?: ApiKeyCache;
-  /** Transcript exports and their storage; absent outside a running server. */
-  transcripts?: TranscriptJobs;
-}
-
-export interface ContextDeps {
-  db: Database;
-  config: Config;
-  log: Logger;
-  live?: LiveHub;
-  apiKeyCache?: ApiKeyCache;
-  transcripts?: TranscriptJobs;
-}
+/** GraphQL's context is the domain's actor (modules/actor.ts): resolvers hand it to services as it is. */
+export type Context = Actor;
+export type ContextDeps = ActorDeps;
 
 export interface ContextInput {
   /** The raw Authorization value ("Bearer <token>"), if any. */
@@ -77,32 +47,4 @@ export async function createContext(deps: ContextDeps, input: ContextInput = {})
 }
 
 /** A context for an already known viewer (subscription events, in-process callers, tests). */
-export function contextFor(deps: ContextDeps, viewer: Viewer | null, extra: { requestId?: string; ip?: string | null } = {}): Context {
-  const requestId = extra.requestId ?? randomUUID();
-  return {
-    viewer,
-    loaders: createLoaders(deps.db.knex, deps.config.encryption),
-    db: deps.db,
-    config: deps.config,
-    log: deps.log.child({ requestId }),
-    requestId,
-    ip: extra.ip ?? null,
-    live: deps.live,
-    apiKeyCache: deps.apiKeyCache,
-    transcripts: deps.transcripts,
-  };
-}
-
-/**
- * New, empty loaders for a long-lived context: graphql-ws builds a subscription's context once, and rows
- * cached for one event must not be served, stale, for the next.
- */
-export function renewLoaders(ctx: Context): void {
-  ctx.loaders = createLoaders(ctx.db.knex, ctx.config.encryption);
-}
-
-/** The viewer, or UNAUTHENTICATED. Resolvers call this rather than reading ctx.viewer. */
-export function viewerOf(ctx: Context): Viewer {
-  if (!ctx.viewer) throw new UnauthenticatedError();
-  return ctx.viewer;
-}
+export const contextFor = actorFor;

@@ -12,7 +12,8 @@
  */
 import { parse, subscribe } from "graphql";
 import { Role } from "../../src/modules/user/role.enum";
-import { contextFor, renewLoaders, type Context } from "../../src/graphql/context";
+import { contextFor, type Context } from "../../src/graphql/context";
+import { renewLoaders } from "../../src/modules/actor";
 import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
 import { countStatements, type StatementCounter } from "../helpers/statements";
 

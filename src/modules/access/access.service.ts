@@ -5,8 +5,8 @@
  * in SQL use scopeToViewer, which states the same rule as a WHERE clause.
  */
 import type { Knex } from "knex";
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { ForbiddenError } from "../../graphql/errors";
 import { Role } from "../user/role.enum";
 import type { Viewer } from "../user/viewer";
@@ -29,11 +29,11 @@ export async function loadGrantSets(knex: Knex, serviceIds: readonly string[]): 
   });
 }
 
-async function grantsOf(ctx: Context, viewer: Viewer): Promise<GrantSet> {
+async function grantsOf(ctx: Actor, viewer: Viewer): Promise<GrantSet> {
   return viewer.role === Role.SERVICE ? ctx.loaders.grantsByServiceId.load(viewer.id) : NO_GRANTS;
 }
 
-export async function canAccessConversation(ctx: Context, conversation: { id: string; ownerId: string; origin: string }): Promise<boolean> {
+export async function canAccessConversation(ctx: Actor, conversation: { id: string; ownerId: string; origin: string }): Promise<boolean> {
   const viewer = viewerOf(ctx);
   if (viewer.role === Role.ADMIN || conversation.ownerId === viewer.id) return true;
   const grants = await grantsOf(ctx, viewer);
@@ -45,7 +45,7 @@ export async function canAccessConversation(ctx: Context, conversation: { id: st
  * canAccessConversation. It is built (grants loaded) before the caller opens a transaction: on PGlite's
  * single connection a query outside the transaction would wait for it forever.
  */
-export async function viewerScope(ctx: Context): Promise<(query: Knex.QueryBuilder) => void> {
+export async function viewerScope(ctx: Actor): Promise<(query: Knex.QueryBuilder) => void> {
   const viewer = viewerOf(ctx);
   if (viewer.role === Role.ADMIN) return () => undefined;
   const grants = await grantsOf(ctx, viewer);
@@ -62,13 +62,13 @@ export async function viewerScope(ctx: Context): Promise<(query: Knex.QueryBuild
  * May the viewer act for other users in conversations of `origin` (create them for a user, write as the
  * user)? Admins may; services need a grant on the whole origin.
  */
-export async function mayActFor(ctx: Context, origin: ConversationOrigin | string): Promise<boolean> {
+export async function mayActFor(ctx: Actor, origin: ConversationOrigin | string): Promise<boolean> {
   const viewer = viewerOf(ctx);
   if (viewer.role === Role.ADMIN) return true;
   return viewer.role === Role.SERVICE && (await grantsOf(ctx, viewer)).origins.has(origin);
 }
 
-export async function assertMayActFor(ctx: Context, origin: ConversationOrigin | string): Promise<void> {
+export async function assertMayActFor(ctx: Actor, origin: ConversationOrigin | string): Promise<void> {
   if (await mayActFor(ctx, origin)) return;
   throw new ForbiddenError(`Acting for another user needs an admin, or a service granted the ${String(origin).toUpperCase()} origin`);
 }
@@ -78,7 +78,7 @@ export async function assertMayActFor(ctx: Context, origin: ConversationOrigin |
  * only for members known by a Discord id (upsertDiscordUser), so the Discord adapter cannot write as an admin
  * or put a conversation into a web member's inbox.
  */
-export async function assertMayActForUser(ctx: Context, origin: ConversationOrigin | string, user: { role: Role; discordId: string | null }): Promise<void> {
+export async function assertMayActForUser(ctx: Actor, origin: ConversationOrigin | string, user: { role: Role; discordId: string | null }): Promise<void> {
   await assertMayActFor(ctx, origin);
   if (viewerOf(ctx).role === Role.SERVICE && origin === "discord" && (user.role !== Role.MEMBER || !user.discordId)) {
     throw new ForbiddenError("In DISCORD conversations a service acts only for members known by their Discord id");

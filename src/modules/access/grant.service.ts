@@ -1,7 +1,7 @@
 /** Managing service grants (admins), audited in the same transaction. */
 import type { Knex } from "knex";
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { ACCESS_CHANNEL, notify } from "../../db/notifications";
 import { audit } from "../audit/audit.service";
@@ -13,11 +13,11 @@ import type { ConversationOrigin } from "../conversation/conversation.enums";
 import { ServiceGrant } from "./grant.model";
 import type { GrantServiceInput } from "./grant.input";
 
-function assertAdmin(ctx: Context): void {
+function assertAdmin(ctx: Actor): void {
   if (!isAdmin(viewerOf(ctx))) throw new ForbiddenError("Grants are managed by admins");
 }
 
-export async function grantService(ctx: Context, input: GrantServiceInput): Promise<ServiceGrant> {
+export async function grantService(ctx: Actor, input: GrantServiceInput): Promise<ServiceGrant> {
   assertAdmin(ctx);
   if ((input.conversationId == null) === (input.origin == null)) {
     throw new BadUserInputError("Pass exactly one of conversationId and origin");
@@ -40,7 +40,7 @@ export async function grantService(ctx: Context, input: GrantServiceInput): Prom
   });
 }
 
-export async function revokeServiceGrant(ctx: Context, id: string): Promise<boolean> {
+export async function revokeServiceGrant(ctx: Actor, id: string): Promise<boolean> {
   assertAdmin(ctx);
   return ctx.db.knex.transaction(async (trx) => {
     const [row] = await trx("service_grants").where({ id }).delete().returning("*");
@@ -51,7 +51,7 @@ export async function revokeServiceGrant(ctx: Context, id: string): Promise<bool
   });
 }
 
-export async function listServiceGrants(ctx: Context, serviceId: string | null): Promise<ServiceGrant[]> {
+export async function listServiceGrants(ctx: Actor, serviceId: string | null): Promise<ServiceGrant[]> {
   const viewer = viewerOf(ctx);
   const query = ServiceGrant.query(ctx.db.knex).orderBy("createdAt");
   if (isAdmin(viewer)) return serviceId ? query.where("serviceId", serviceId) : query;

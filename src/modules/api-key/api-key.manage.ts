@@ -2,8 +2,8 @@
  * Key management through the API: users create, list and revoke their own keys; admins also other users'.
  * Every change is audited in the same transaction.
  */
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkText } from "../../graphql/json-input";
 import { ACCESS_CHANNEL, notify } from "../../db/notifications";
@@ -15,14 +15,14 @@ import { ApiKey, CreatedApiKey } from "./api-key.model";
 import { createApiKey } from "./api-key.service";
 
 /** Whose keys the viewer means: their own, or (admins only) another user's. */
-function keyOwner(ctx: Context, userId: string | undefined | null): string {
+function keyOwner(ctx: Actor, userId: string | undefined | null): string {
   const viewer = viewerOf(ctx);
   if (!userId || userId === viewer.id) return viewer.id;
   if (!isAdmin(viewer)) throw new ForbiddenError("Only admins manage other users' keys");
   return userId;
 }
 
-export async function createKey(ctx: Context, name: string, role: Role | null | undefined, userId?: string | null): Promise<CreatedApiKey> {
+export async function createKey(ctx: Actor, name: string, role: Role | null | undefined, userId?: string | null): Promise<CreatedApiKey> {
   if (name.trim().length < 1 || name.length > 100) throw new BadUserInputError("name must be 1 to 100 characters", { field: "name" });
   checkText(name, "name");
   const ownerId = keyOwner(ctx, userId);
@@ -41,7 +41,7 @@ export async function createKey(ctx: Context, name: string, role: Role | null | 
   });
 }
 
-export async function listKeys(ctx: Context, userId?: string | null): Promise<ApiKey[]> {
+export async function listKeys(ctx: Actor, userId?: string | null): Promise<ApiKey[]> {
   return ApiKey.query(ctx.db.knex).where("userId", keyOwner(ctx, userId)).orderBy("createdAt", "desc");
 }
 
@@ -49,7 +49,7 @@ export async function listKeys(ctx: Context, userId?: string | null): Promise<Ap
  * Idempotent. The key stops working at once: authentication reads revoked_at on every request, and the
  * notification (sent when the revocation commits) closes the key's open websockets on every server.
  */
-export async function revokeKey(ctx: Context, id: string): Promise<ApiKey> {
+export async function revokeKey(ctx: Actor, id: string): Promise<ApiKey> {
   const viewer = viewerOf(ctx);
   const key = await ApiKey.query(ctx.db.knex).findById(id);
   if (!key || (key.userId !== viewer.id && !isAdmin(viewer))) throw new NotFoundError("API key");

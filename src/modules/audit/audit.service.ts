@@ -3,8 +3,8 @@
  * request id. Written in the same transaction as the change when there is one, so neither exists alone.
  */
 import type { Knex } from "knex";
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { ForbiddenError } from "../../graphql/errors";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
 import { isAdmin } from "../user/viewer";
@@ -18,7 +18,7 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
-export async function audit(ctx: Context, entry: AuditEntry, trx?: Knex.Transaction): Promise<void> {
+export async function audit(ctx: Actor, entry: AuditEntry, trx?: Knex.Transaction): Promise<void> {
   await (trx ?? ctx.db.knex)("audit_logs").insert({
     actorId: ctx.viewer?.id ?? null,
     action: entry.action,
@@ -30,7 +30,7 @@ export async function audit(ctx: Context, entry: AuditEntry, trx?: Knex.Transact
   });
 }
 
-export async function listAuditLogs(ctx: Context, args: AuditLogsArgs): Promise<ConnectionShape<AuditLog>> {
+export async function listAuditLogs(ctx: Actor, args: AuditLogsArgs): Promise<ConnectionShape<AuditLog>> {
   if (!isAdmin(viewerOf(ctx))) throw new ForbiddenError("The audit log is for admins");
   const page = pageRequest(args, ctx.config);
   const { actorId, action, targetType, targetId, from, to } = args.filter ?? {};

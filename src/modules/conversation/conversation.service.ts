@@ -3,8 +3,8 @@
  * are read-only). Access failures and unknown ids both answer NOT_FOUND, so ids do not leak existence.
  */
 import type { Knex } from "knex";
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionArgs, type ConnectionShape } from "../../graphql/connection";
@@ -33,7 +33,7 @@ export class ArchivedConversationError extends ConflictError {
  * `messages` field the operation asks of it), that page and its authors are read in the same statement:
  * the history view in one round trip.
  */
-export async function getConversation(ctx: Context, id: string, messages?: ConnectionArgs): Promise<Conversation> {
+export async function getConversation(ctx: Actor, id: string, messages?: ConnectionArgs): Promise<Conversation> {
   viewerOf(ctx);
   if (messages) await readWithMessages(ctx, id, messages);
   const conversation = await ctx.loaders.conversationById.load(id);
@@ -42,7 +42,7 @@ export async function getConversation(ctx: Context, id: string, messages?: Conne
 }
 
 /** Primes the request's loaders with the conversation (if the viewer may reach it), its page of messages and their authors. */
-async function readWithMessages(ctx: Context, id: string, args: ConnectionArgs): Promise<void> {
+async function readWithMessages(ctx: Actor, id: string, args: ConnectionArgs): Promise<void> {
   let key: MessagePageKey;
   try {
     ({ key } = messagePageKey(id, args, ctx.config));
@@ -58,24 +58,24 @@ async function readWithMessages(ctx: Context, id: string, args: ConnectionArgs):
 }
 
 /** The conversation if the viewer may write it: readable and not archived. */
-export async function getWritableConversation(ctx: Context, id: string): Promise<Conversation> {
+export async function getWritableConversation(ctx: Actor, id: string): Promise<Conversation> {
   const conversation = await getConversation(ctx, id);
   if (conversation.status === ConversationStatus.ARCHIVED) throw new ArchivedConversationError();
   return conversation;
 }
 
-function refresh(ctx: Context, conversation: Conversation): Conversation {
+function refresh(ctx: Actor, conversation: Conversation): Conversation {
   ctx.loaders.conversationById.clear(conversation.id).prime(conversation.id, conversation);
   return conversation;
 }
 
 /** After a committed change: the owner's inbox streams pick it up. */
-async function changed(ctx: Context, conversation: Conversation): Promise<Conversation> {
+async function changed(ctx: Actor, conversation: Conversation): Promise<Conversation> {
   await publishConversationChanged(ctx.db.knex, conversation.id, conversation.ownerId);
   return refresh(ctx, conversation);
 }
 
-export async function listConversations(ctx: Context, args: ConversationsArgs): Promise<ConnectionShape<Conversation>> {
+export async function listConversations(ctx: Actor, args: ConversationsArgs): Promise<ConnectionShape<Conversation>> {
   const viewer = viewerOf(ctx);
   const ownerId = ownerScope(viewer, args.filter?.ownerId);
   const page = pageRequest(args, ctx.config);
@@ -113,7 +113,7 @@ function ownerScope(viewer: Viewer, ownerId: string | undefined): string {
   return ownerId;
 }
 
-export async function createConversation(ctx: Context, input: CreateConversationInput): Promise<Conversation> {
+export async function createConversation(ctx: Actor, input: CreateConversationInput): Promise<Conversation> {
   const viewer = viewerOf(ctx);
   checkText(input.title, "title");
   if (input.parameters != null) checkJson(input.parameters, "parameters", "object");
@@ -141,7 +141,7 @@ export async function createConversation(ctx: Context, input: CreateConversation
   return changed(ctx, conversation);
 }
 
-export async function updateConversation(ctx: Context, id: string, input: UpdateConversationInput): Promise<Conversation> {
+export async function updateConversation(ctx: Actor, id: string, input: UpdateConversationInput): Promise<Conversation> {
   const current = await getWritableConversation(ctx, id);
   const patch: Partial<Conversation> = {};
   if (input.title != null) {
@@ -159,7 +159,7 @@ export async function updateConversation(ctx: Context, id: string, input: Update
 }
 
 /** Idempotent: archiving an archived conversation returns it unchanged. */
-export async function archiveConversation(ctx: Context, id: string): Promise<Conversation> {
+export async function archiveConversation(ctx: Actor, id: string): Promise<Conversation> {
   const current = await getConversation(ctx, id);
   if (current.status === ConversationStatus.ARCHIVED) return current;
   const updated = await ctx.db.knex.transaction(async (trx) => {
@@ -183,7 +183,7 @@ async function patchActive(knex: Knex, id: string, patch: Partial<Conversation>)
  * Deletes the conversation with its messages and transcripts (foreign keys cascade), then, once that is
  * committed, the transcripts' files: a rollback must not leave rows whose files are gone.
  */
-export async function deleteConversation(ctx: Context, id: string): Promise<boolean> {
+export async function deleteConversation(ctx: Actor, id: string): Promise<boolean> {
   const current = await getConversation(ctx, id);
   const files = await ctx.db.knex.transaction(async (trx) => {
     const keys = await lockTranscriptKeys(trx, current.id);

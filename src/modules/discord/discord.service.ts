@@ -12,8 +12,8 @@
  *   metadata.discord.deletedAt. The row and its seq stay, so history keeps no gap and replies keep their context.
  */
 import { isDeepStrictEqual } from "node:util";
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionArgs, type ConnectionShape } from "../../graphql/connection";
@@ -34,14 +34,14 @@ import type { DiscordMessageRef, RecordDiscordEditInput, RecordDiscordPostInput 
 export const MAX_EDITS = 20;
 const SNOWFLAKE = /^\d{1,25}$/;
 
-const assertDiscordRelay = (ctx: Context) => assertMayActFor(ctx, ConversationOrigin.DISCORD);
+const assertDiscordRelay = (ctx: Actor) => assertMayActFor(ctx, ConversationOrigin.DISCORD);
 
 /**
  * Active conversations bound to a channel, each with two computed columns: the Discord id of the newest
  * relayed message (the last one by seq written for a user by a service), and the seq after which assistant
  * messages still wait to be posted (the first one without a finished post, minus one; else last_seq).
  */
-function bindings(ctx: Context) {
+function bindings(ctx: Actor) {
   const knex = ctx.db.knex;
   return Conversation.query(knex)
     .select(
@@ -61,7 +61,7 @@ function bindings(ctx: Context) {
 
 type BindingRow = Conversation & { lastRelayedMessageId: string | null; resumeAfterSeq: number };
 
-function toBinding(ctx: Context, row: BindingRow): DiscordBinding {
+function toBinding(ctx: Actor, row: BindingRow): DiscordBinding {
   ctx.loaders.conversationById.prime(row.id, row);
   return Object.assign(new DiscordBinding(), {
     conversation: row,
@@ -73,7 +73,7 @@ function toBinding(ctx: Context, row: BindingRow): DiscordBinding {
 }
 
 /** The active conversation bound to the channel, or null. */
-export async function getBinding(ctx: Context, channelId: string): Promise<DiscordBinding | null> {
+export async function getBinding(ctx: Actor, channelId: string): Promise<DiscordBinding | null> {
   await assertDiscordRelay(ctx);
   if (!SNOWFLAKE.test(channelId)) throw new BadUserInputError("channelId must be a Discord id (digits)", { field: "channelId" });
   const row = (await bindings(ctx).where("discordChannelId", channelId).first()) as BindingRow | undefined;
@@ -81,7 +81,7 @@ export async function getBinding(ctx: Context, channelId: string): Promise<Disco
 }
 
 /** Every bound channel, most recently bound first. */
-export async function listBindings(ctx: Context, args: ConnectionArgs): Promise<ConnectionShape<DiscordBinding>> {
+export async function listBindings(ctx: Actor, args: ConnectionArgs): Promise<ConnectionShape<DiscordBinding>> {
   await assertDiscordRelay(ctx);
   const page = await newestFirstPage(() => bindings(ctx), pageRequest(args, ctx.config), "createdAt", "created_at");
   return { ...page, edges: page.edges.map(({ cursor, node }) => ({ cursor, node: toBinding(ctx, node as BindingRow) })) };
@@ -91,7 +91,7 @@ export async function listBindings(ctx: Context, args: ConnectionArgs): Promise<
  * Records what was posted of an assistant message. A finished post (POSTED or FAILED) is final: a later
  * record for it changes nothing and answers the row as it is, so a delayed retry cannot reopen it.
  */
-export async function recordPost(ctx: Context, input: RecordDiscordPostInput): Promise<DiscordPost> {
+export async function recordPost(ctx: Actor, input: RecordDiscordPostInput): Promise<DiscordPost> {
   await assertDiscordRelay(ctx);
   const message = await getMessage(ctx, input.messageId); // NOT_FOUND for messages the viewer cannot read
   const conversation = await getConversation(ctx, message.conversationId);
@@ -119,13 +119,13 @@ export async function recordPost(ctx: Context, input: RecordDiscordPostInput): P
 }
 
 /** Message.discordPost: null unless the viewer is the adapter (or an admin). */
-export async function discordPostOf(ctx: Context, message: Message): Promise<DiscordPost | null> {
+export async function discordPostOf(ctx: Actor, message: Message): Promise<DiscordPost | null> {
   if (!(await mayActFor(ctx, ConversationOrigin.DISCORD))) return null;
   return (await ctx.loaders.discordPostByMessageId.load(message.id)) ?? null;
 }
 
 /** The relayed message `ref` names, if the viewer is the service that relayed it (or an admin). */
-async function relayedMessage(ctx: Context, ref: DiscordMessageRef): Promise<Message> {
+async function relayedMessage(ctx: Actor, ref: DiscordMessageRef): Promise<Message> {
   await assertDiscordRelay(ctx);
   const viewer = viewerOf(ctx);
   const conversation = await getConversation(ctx, ref.conversationId); // NOT_FOUND before anything else
@@ -143,7 +143,7 @@ type DiscordMeta = Record<string, unknown> & { edits?: Record<string, unknown>[]
 
 /** Changes a relayed message under its row lock; `change` returns the new content and Discord metadata, or undefined for "as it is". */
 async function changeRelayed(
-  ctx: Context,
+  ctx: Actor,
   ref: DiscordMessageRef,
   change: (text: string, discord: DiscordMeta) => { content: string; discord: DiscordMeta } | undefined,
 ): Promise<Message> {
@@ -168,7 +168,7 @@ async function changeRelayed(
   return message;
 }
 
-export async function recordEdit(ctx: Context, input: RecordDiscordEditInput): Promise<Message> {
+export async function recordEdit(ctx: Actor, input: RecordDiscordEditInput): Promise<Message> {
   const limit = ctx.config.maxUserMessageLength;
   if ([...input.content].length > limit) throw new BadUserInputError(`content must be at most ${limit} characters`, { field: "content", maxLength: limit });
   if (input.content.trim() === "") throw new BadUserInputError("content must not be empty", { field: "content" });
@@ -184,7 +184,7 @@ export async function recordEdit(ctx: Context, input: RecordDiscordEditInput): P
   });
 }
 
-export async function recordDeletion(ctx: Context, ref: DiscordMessageRef): Promise<Message> {
+export async function recordDeletion(ctx: Actor, ref: DiscordMessageRef): Promise<Message> {
   return changeRelayed(ctx, ref, (_text, discord) => {
     const edits = discord.edits?.map(({ previousContent: _gone, ...entry }) => entry);
     return { content: "", discord: { ...discord, ...(edits ? { edits } : {}), deletedAt: new Date().toISOString() } };

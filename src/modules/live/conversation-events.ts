@@ -10,8 +10,8 @@
  * sends each chunk once, after the snapshot or message that it follows.
  */
 import { createUnionType, Field, Int, ObjectType } from "type-graphql";
-import type { Context } from "../../graphql/context";
-import { renewLoaders } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { renewLoaders } from "../actor";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { BadUserInputError } from "../../graphql/errors";
 import { Message } from "../message/message.model";
@@ -57,7 +57,7 @@ export type ConversationEventValue = MessageAddedEvent | MessageDeltaEvent | Mes
 const event = <T extends object>(type: new () => T, fields: T): T => Object.assign(new type(), fields);
 
 export function subscribeConversationEvents(
-  ctx: Context,
+  ctx: Actor,
   conversationId: string,
   afterSeq: number | null | undefined,
   streamingSeqs: readonly number[] = [],

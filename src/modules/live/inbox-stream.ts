@@ -6,8 +6,9 @@
  * again. There is no catch-up from a position: load the list with `conversations` after subscribing.
  */
 import { Field, ObjectType } from "type-graphql";
-import type { Context } from "../../graphql/context";
-import { renewLoaders, viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { renewLoaders } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Conversation } from "../conversation/conversation.model";
 import { InboxBell } from "./live.hub";
@@ -29,7 +30,7 @@ export class ConversationChange {
 const change = (conversationId: string, conversation: Conversation | null): ConversationChange =>
   Object.assign(new ConversationChange(), { conversationId, conversation, deleted: conversation === null });
 
-export async function subscribeConversationsChanged(ctx: Context): Promise<AsyncIterableIterator<ConversationChange | StreamError>> {
+export async function subscribeConversationsChanged(ctx: Actor): Promise<AsyncIterableIterator<ConversationChange | StreamError>> {
   const viewer = viewerOf(ctx);
   const hub = liveHubOf(ctx);
   const live = openLiveStream(ctx, false, null);

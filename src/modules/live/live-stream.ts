@@ -12,7 +12,7 @@
  * on, which would leave a hole; it asks the handle (`LiveStream`, on the subscription's context) where the
  * client stands, sends the resume error instead, and stops the stream (see server/ws.ts).
  */
-import type { Context } from "../../graphql/context";
+import type { Actor } from "../actor";
 import { ServiceUnavailableError, unavailableError } from "../../graphql/errors";
 import type { Doorbell } from "./live.hub";
 
@@ -124,7 +124,7 @@ export class LiveStream {
 }
 
 /** Creates a stream's handle and puts it on the subscription's context, where the transport finds it. */
-export function openLiveStream(ctx: Context, resumable: boolean, position: number | null): LiveStream {
+export function openLiveStream(ctx: Actor, resumable: boolean, position: number | null): LiveStream {
   const stream = new LiveStream(resumable, position, ctx.config.liveRetrySeconds);
   ctx.liveStream = stream;
   return stream;
@@ -134,7 +134,7 @@ export function openLiveStream(ctx: Context, resumable: boolean, position: numbe
  * The error a failed event result should be replaced with, if it failed because the database was away (or
  * too slow): the stream's resume error, the stream stopped. Undefined otherwise (the result is sent as it is).
  */
-export function endForOutage(ctx: Context | undefined, errors: readonly { originalError?: unknown }[]): ServiceUnavailableError | undefined {
+export function endForOutage(ctx: Actor | undefined, errors: readonly { originalError?: unknown }[]): ServiceUnavailableError | undefined {
   const stream = ctx?.liveStream;
   if (!stream) return undefined;
   for (const error of errors) {

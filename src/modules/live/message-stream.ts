@@ -5,8 +5,8 @@
  * its bell, and it always reads on from the position it has delivered, so an early, late, doubled or lost
  * notification changes nothing.
  */
-import type { Context } from "../../graphql/context";
-import { renewLoaders } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { renewLoaders } from "../actor";
 import { BadUserInputError } from "../../graphql/errors";
 import { getConversation } from "../conversation/conversation.service";
 import { Message } from "../message/message.model";
@@ -17,7 +17,7 @@ import { openLiveStream, StreamError } from "./live-stream";
 export const PAGE = 100;
 
 /** The process's live hub; live streams exist only in a running server (not the CLI or seeds). */
-export function liveHubOf(ctx: Context): LiveHub {
+export function liveHubOf(ctx: Actor): LiveHub {
   if (!ctx.live) throw new Error("Live events need a running server");
   return ctx.live;
 }
@@ -36,7 +36,7 @@ export interface StreamCursor {
 export type StreamStep<T> = (cursor: StreamCursor) => AsyncGenerator<T, boolean>;
 
 export async function openConversationStream<T>(
-  ctx: Context,
+  ctx: Actor,
   conversationId: string,
   afterSeq: number | null | undefined,
   step: StreamStep<T>,
@@ -96,14 +96,14 @@ export async function openConversationStream<T>(
 }
 
 /** The messages after the cursor, one page: one query for all the conversation's streams at that seq. */
-export function messagesAfter(ctx: Context, conversationId: string, seq: number): Promise<Message[]> {
+export function messagesAfter(ctx: Actor, conversationId: string, seq: number): Promise<Message[]> {
   return liveHubOf(ctx).shared(conversationId, `after:${seq}`, async () =>
     Message.query(ctx.db.knex).where({ conversationId }).where("seq", ">", seq).orderBy("seq").limit(PAGE),
   );
 }
 
 /** messageAdded: new messages only. */
-export function subscribeMessageAdded(ctx: Context, conversationId: string, afterSeq: number | null | undefined) {
+export function subscribeMessageAdded(ctx: Actor, conversationId: string, afterSeq: number | null | undefined) {
   return openConversationStream<Message>(ctx, conversationId, afterSeq, async function* (cursor) {
     const rows = await messagesAfter(ctx, conversationId, cursor.seq);
     for (const row of rows) {

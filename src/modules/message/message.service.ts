@@ -6,8 +6,8 @@
  */
 import type { Knex } from "knex";
 import { snakeCaseMappers } from "objection";
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
 import { canWriteRole } from "../user/viewer";
@@ -22,7 +22,7 @@ import { plainColumns } from "../../db/embed";
 import { prepared } from "../../db/prepared";
 import { messageAddedSql, publishMessageAdded } from "../live/live.hub";
 
-export async function getMessage(ctx: Context, id: string): Promise<Message> {
+export async function getMessage(ctx: Actor, id: string): Promise<Message> {
   viewerOf(ctx);
   const message = await ctx.loaders.messageById.load(id);
   const conversation = message && (await ctx.loaders.conversationById.load(message.conversationId));
@@ -35,7 +35,7 @@ function characterCount(text: string, limit: number): number {
   return text.length <= limit ? text.length : [...text].length;
 }
 
-function checkInput(ctx: Context, input: AddMessageInput & { role: MessageRole }, status: MessageStatus): void {
+function checkInput(ctx: Actor, input: AddMessageInput & { role: MessageRole }, status: MessageStatus): void {
   const viewer = viewerOf(ctx);
   if (!canWriteRole(viewer, input.role)) {
     throw new ForbiddenError("Members can add only USER messages; assistant, system and tool messages come from services");
@@ -61,7 +61,7 @@ function checkInput(ctx: Context, input: AddMessageInput & { role: MessageRole }
  * someone needs the conversation's whole origin granted, so a worker granted one conversation cannot put
  * words in other users' mouths.
  */
-async function authorOf(ctx: Context, input: AddMessageInput): Promise<string> {
+async function authorOf(ctx: Actor, input: AddMessageInput): Promise<string> {
   const viewer = viewerOf(ctx);
   if (!input.actAs || input.actAs === viewer.id) return viewer.id;
   if (viewer.role === Role.MEMBER) throw new ForbiddenError("Only services and admins can write as another user");
@@ -74,7 +74,7 @@ async function authorOf(ctx: Context, input: AddMessageInput): Promise<string> {
 }
 
 /** Adds a message; with status STREAMING (startMessage), an empty one that appendMessageChunk fills. */
-export async function addMessage(ctx: Context, given: AddMessageInput, status = MessageStatus.COMPLETE): Promise<Message> {
+export async function addMessage(ctx: Actor, given: AddMessageInput, status = MessageStatus.COMPLETE): Promise<Message> {
   const input = { ...given, role: given.role ?? MessageRole.USER }; // an explicit null means the default
   const viewer = viewerOf(ctx);
   checkInput(ctx, input, status);
@@ -177,7 +177,7 @@ const toColumns = snakeCaseMappers().format;
  * values travel as one JSON document that jsonb_populate_record turns into the messages row type, which gives
  * every value its column's type without a cast per column.
  */
-async function insertInOneStatement(ctx: Context, scope: Scope, fields: NewMessage, content: string): Promise<Message | undefined> {
+async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage, content: string): Promise<Message | undefined> {
   const knex = ctx.db.knex;
   // Keys as column names: the document is read by jsonb_populate_record, which knex's name mapping never sees.
   const document = toColumns({ ...fields, content });
@@ -198,7 +198,7 @@ async function insertInOneStatement(ctx: Context, scope: Scope, fields: NewMessa
 }
 
 /** The encrypted write: the ciphertext's AAD holds the seq, so it is computed between bump and insert. */
-async function insertInTransaction(ctx: Context, scope: Scope, fields: NewMessage, content: string): Promise<Message | undefined> {
+async function insertInTransaction(ctx: Actor, scope: Scope, fields: NewMessage, content: string): Promise<Message | undefined> {
   return ctx.db.knex.transaction(async (trx) => {
     const [conversation] = (await bumpConversation(trx, fields.conversationId, scope)) as { lastSeq: number; ownerId: string }[];
     if (!conversation) return undefined; // unknown, not the viewer's, or archived
@@ -217,13 +217,13 @@ async function insertInTransaction(ctx: Context, scope: Scope, fields: NewMessag
 }
 
 /** The message an earlier request with this requestId created, if the viewer may read the conversation. */
-async function findRetried(ctx: Context, input: AddMessageInput): Promise<Message | undefined> {
+async function findRetried(ctx: Actor, input: AddMessageInput): Promise<Message | undefined> {
   await getConversation(ctx, input.conversationId); // NOT_FOUND before anything about its messages leaks
   return Message.query(ctx.db.knex).findOne({ conversationId: input.conversationId, requestId: input.requestId! });
 }
 
 /** The original of a retried request; CONFLICT when the retry carries a different message. */
-function sameOrConflict(ctx: Context, original: Message, input: AddMessageInput, status: MessageStatus): Message {
+function sameOrConflict(ctx: Actor, original: Message, input: AddMessageInput, status: MessageStatus): Message {
   const text = messageText(ctx.config.encryption, original);
   // A message that was streamed: started by startMessage, whatever has been appended or completed since.
   const streamed = original.status !== MessageStatus.COMPLETE || original.chunkCount > 0 || (text === "" && original.toolCalls == null);

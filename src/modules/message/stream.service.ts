@@ -10,8 +10,8 @@
  */
 import type { Knex } from "knex";
 import type { Config, EncryptionConfig } from "../../config";
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkText } from "../../graphql/json-input";
 import { isAdmin } from "../user/viewer";
@@ -22,12 +22,12 @@ import { addMessage, getMessage } from "./message.service";
 import { messageText, storedContent, type StoredContent } from "./encryption";
 import type { CompleteMessageInput, MessageChunk, StartMessageInput } from "./stream.input";
 
-export function startMessage(ctx: Context, input: StartMessageInput): Promise<Message> {
+export function startMessage(ctx: Actor, input: StartMessageInput): Promise<Message> {
   return addMessage(ctx, { ...input, role: input.role ?? MessageRole.ASSISTANT, content: "" }, MessageStatus.STREAMING);
 }
 
 /** The message if the viewer wrote it (as its author, or as the service that sent it) or is an admin. */
-async function ownStreamedMessage(ctx: Context, id: string): Promise<Message> {
+async function ownStreamedMessage(ctx: Actor, id: string): Promise<Message> {
   const viewer = viewerOf(ctx);
   const message = await getMessage(ctx, id); // NOT_FOUND for messages the viewer cannot read
   const writer = message.sentBy ?? message.authorId;
@@ -48,7 +48,7 @@ export type ChunkRow = StoredContent & { idx: number };
 export const chunkText = (encryption: EncryptionConfig | undefined, message: Message, row: ChunkRow) =>
   messageText(encryption, { ...row, conversationId: message.conversationId, seq: message.seq, chunk: row.idx });
 
-export async function appendChunk(ctx: Context, messageId: string, index: number, text: string): Promise<MessageChunk> {
+export async function appendChunk(ctx: Actor, messageId: string, index: number, text: string): Promise<MessageChunk> {
   if (index < 0) throw new BadUserInputError("index must be 0 or more", { field: "index" });
   if (text.length > ctx.config.maxMessageLength) throw new BadUserInputError(`text must be at most ${ctx.config.maxMessageLength} characters`, { field: "text" });
   checkText(text, "text");
@@ -122,7 +122,7 @@ export async function chunksFrom(knex: Knex, from: ReadonlyMap<string, number>):
 }
 
 /** Ends the stream: the chunks become the content. Idempotent for the same ending; the other one is CONFLICT. */
-async function finish(ctx: Context, id: string, status: MessageStatus, patch: (message: Message) => Record<string, unknown>): Promise<Message> {
+async function finish(ctx: Actor, id: string, status: MessageStatus, patch: (message: Message) => Record<string, unknown>): Promise<Message> {
   await ownStreamedMessage(ctx, id);
   return endStream(ctx.db.knex, ctx.config, id, status, patch);
 }
@@ -158,7 +158,7 @@ async function endStream(
   });
 }
 
-export function completeMessage(ctx: Context, id: string, usage: CompleteMessageInput = {}): Promise<Message> {
+export function completeMessage(ctx: Actor, id: string, usage: CompleteMessageInput = {}): Promise<Message> {
   return finish(ctx, id, MessageStatus.COMPLETE, () => ({
     promptTokens: usage.promptTokens ?? null,
     completionTokens: usage.completionTokens ?? null,
@@ -168,7 +168,7 @@ export function completeMessage(ctx: Context, id: string, usage: CompleteMessage
 }
 
 /** The text so far is kept; `error` goes into metadata.error. */
-export function failMessage(ctx: Context, id: string, error: string): Promise<Message> {
+export function failMessage(ctx: Actor, id: string, error: string): Promise<Message> {
   checkText(error, "error");
   if (error.length > 2000) throw new BadUserInputError("error must be at most 2000 characters", { field: "error" });
   return finish(ctx, id, MessageStatus.FAILED, (message) => ({ metadata: { ...message.metadata, error } }));

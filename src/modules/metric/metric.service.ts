@@ -2,8 +2,8 @@
  * Metrics reported by client bots. Services record and read back their own; admins read everyone's;
  * members have no access (metrics describe the bots, not the member's conversations).
  */
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ForbiddenError, PayloadTooLargeError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
@@ -12,14 +12,14 @@ import { isAdmin, type Viewer } from "../user/viewer";
 import { Metric } from "./metric.model";
 import type { MetricInput, MetricsArgs } from "./metric.input";
 
-function metricsViewer(ctx: Context): Viewer {
+function metricsViewer(ctx: Actor): Viewer {
   const viewer = viewerOf(ctx);
   if (viewer.role === Role.MEMBER) throw new ForbiddenError("Metrics are for services and admins");
   return viewer;
 }
 
 /** Stores all the metrics or none (one multi-row insert); returns how many were stored. */
-export async function recordMetrics(ctx: Context, input: MetricInput[]): Promise<number> {
+export async function recordMetrics(ctx: Actor, input: MetricInput[]): Promise<number> {
   const viewer = metricsViewer(ctx);
   if (input.length === 0) return 0;
   if (input.length > ctx.config.maxMetricsBatch) {
@@ -45,7 +45,7 @@ export async function recordMetrics(ctx: Context, input: MetricInput[]): Promise
 }
 
 /** Newest first, keyset-paged on (recorded_at, id). */
-export async function listMetrics(ctx: Context, args: MetricsArgs): Promise<ConnectionShape<Metric>> {
+export async function listMetrics(ctx: Actor, args: MetricsArgs): Promise<ConnectionShape<Metric>> {
   const viewer = metricsViewer(ctx);
   const page = pageRequest(args, ctx.config);
   const { clientBotId, metricType, from, to } = args.filter ?? {};

@@ -2,7 +2,7 @@ import { Arg, Args, ArgsType, Ctx, Field, Mutation, Query, Resolver } from "type
 import { JSONResolver } from "graphql-scalars";
 import { Length, MaxLength } from "class-validator";
 import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import { viewerOf } from "../user/viewer";
 import { ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
 import { isAdmin } from "../user/viewer";

@@ -15,8 +15,8 @@
  * Re-running the FAILED row in place was not chosen: `attempts` counts the runs of one creation (takeovers
  * give up after MAX_ATTEMPTS) and names the run's storage key, and a client-driven restart would blur both.
  */
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ConflictError, mapDatabaseError, NotFoundError } from "../../graphql/errors";
 import { checkText } from "../../graphql/json-input";
 import { getConversation } from "../conversation/conversation.service";
@@ -26,13 +26,13 @@ import type { CreateTranscriptInput } from "./transcript.input";
 import type { TranscriptJobs } from "./transcript.jobs";
 import type { StoredFile } from "./transcript.storage";
 
-function jobsOf(ctx: Context): TranscriptJobs {
+function jobsOf(ctx: Actor): TranscriptJobs {
   if (!ctx.transcripts) throw new Error("transcripts need a running server (TranscriptJobs)");
   return ctx.transcripts;
 }
 
 /** The transcript if the viewer may read its conversation, else NOT_FOUND. */
-export async function getTranscript(ctx: Context, id: string): Promise<Transcript> {
+export async function getTranscript(ctx: Actor, id: string): Promise<Transcript> {
   viewerOf(ctx);
   const transcript = await ctx.loaders.transcriptById.load(id);
   if (!transcript) throw new NotFoundError("Transcript");
@@ -79,7 +79,7 @@ function sameRequest(row: Transcript, asked: ReturnType<typeof requested>): bool
 }
 
 /** The viewer's earlier transcript with this requestId, if it asked for the same; CONFLICT if not. */
-async function retried(ctx: Context, requestId: string, asked: ReturnType<typeof requested>): Promise<Transcript | undefined> {
+async function retried(ctx: Actor, requestId: string, asked: ReturnType<typeof requested>): Promise<Transcript | undefined> {
   const earlier = await Transcript.query(ctx.db.knex).findOne({ createdBy: viewerOf(ctx).id, requestId });
   if (earlier && !sameRequest(earlier, asked)) {
     throw new ConflictError("This requestId was already used for a transcript with other settings");
@@ -87,7 +87,7 @@ async function retried(ctx: Context, requestId: string, asked: ReturnType<typeof
   return earlier;
 }
 
-export async function createTranscript(ctx: Context, input: CreateTranscriptInput): Promise<Transcript> {
+export async function createTranscript(ctx: Actor, input: CreateTranscriptInput): Promise<Transcript> {
   const viewer = viewerOf(ctx);
   checkInput(input);
   const conversation = await getConversation(ctx, input.conversationId);
@@ -134,7 +134,7 @@ class TranscriptNotReadyError extends ConflictError {
 }
 
 /** The transcript's file, for GET /transcripts/:id/download. */
-export async function openTranscriptFile(ctx: Context, id: string): Promise<{ transcript: Transcript; file: StoredFile }> {
+export async function openTranscriptFile(ctx: Actor, id: string): Promise<{ transcript: Transcript; file: StoredFile }> {
   const transcript = await getTranscript(ctx, id);
   if (transcript.status !== TranscriptStatus.READY) throw new TranscriptNotReadyError(transcript.status);
   return { transcript, file: await jobsOf(ctx).storage.get(transcript.storageKey!) };

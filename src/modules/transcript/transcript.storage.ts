@@ -9,8 +9,6 @@
  * which the export jobs call on every sweep, and the S3 backend before every upload.
  */
 import type { Readable } from "node:stream";
-import type { TranscriptConfig } from "../../config";
-import { DiskStorage } from "./disk.storage";
 
 export interface StoredFile {
   body: Readable;
@@ -39,11 +37,4 @@ export class StorageUnavailableError extends Error {
   constructor(cause: unknown, message = "Transcript storage is unavailable") {
     super(message, { cause });
   }
-}
-
-export function createStorage(config: TranscriptConfig): TranscriptStorage {
-  if (config.storage === "disk") return new DiskStorage(config.dir);
-  // Loaded only when configured: the AWS SDK adds about 20 MB to every process that loads it.
-  const { S3Storage } = require("./s3.storage") as typeof import("./s3.storage");
-  return new S3Storage(config.s3!);
 }

@@ -3,8 +3,8 @@
  * (a service granted the DISCORD origin) upserts users by Discord id. Admins cannot demote or deactivate
  * themselves, so an install cannot lose its last way in by accident.
  */
-import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import type { Actor } from "../actor";
+import { viewerOf } from "./viewer";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
@@ -17,11 +17,11 @@ import { User } from "./user.model";
 import { isAdmin } from "./viewer";
 import type { CreateUserInput, UpsertDiscordUserInput, UsersArgs } from "./user.input";
 
-function assertAdmin(ctx: Context): void {
+function assertAdmin(ctx: Actor): void {
   if (!isAdmin(viewerOf(ctx))) throw new ForbiddenError("User management is for admins");
 }
 
-export async function listUsers(ctx: Context, args: UsersArgs): Promise<ConnectionShape<User>> {
+export async function listUsers(ctx: Actor, args: UsersArgs): Promise<ConnectionShape<User>> {
   assertAdmin(ctx);
   const filtered = () => {
     const query = User.query(ctx.db.knex);
@@ -32,7 +32,7 @@ export async function listUsers(ctx: Context, args: UsersArgs): Promise<Connecti
   return newestFirstPage(filtered, pageRequest(args, ctx.config), "createdAt", "created_at");
 }
 
-export async function createUser(ctx: Context, input: CreateUserInput): Promise<User> {
+export async function createUser(ctx: Actor, input: CreateUserInput): Promise<User> {
   assertAdmin(ctx);
   return ctx.db.knex.transaction(async (trx) => {
     const user = await User.query(trx).insertAndFetch({
@@ -46,7 +46,7 @@ export async function createUser(ctx: Context, input: CreateUserInput): Promise<
   });
 }
 
-async function changeUser(ctx: Context, id: string, patch: Partial<User>, action: string): Promise<User> {
+async function changeUser(ctx: Actor, id: string, patch: Partial<User>, action: string): Promise<User> {
   assertAdmin(ctx);
   if (id === ctx.viewer!.id) throw new ForbiddenError("Admins cannot change their own role or deactivate themselves");
   const changed = await ctx.db.knex.transaction(async (trx) => {
@@ -62,13 +62,13 @@ async function changeUser(ctx: Context, id: string, patch: Partial<User>, action
   return changed;
 }
 
-export const setUserRole = (ctx: Context, id: string, role: Role) => changeUser(ctx, id, { role }, "user.set_role");
+export const setUserRole = (ctx: Actor, id: string, role: Role) => changeUser(ctx, id, { role }, "user.set_role");
 /** A deactivated user's keys and tokens stop working at once. */
-export const deactivateUser = (ctx: Context, id: string) => changeUser(ctx, id, { isActive: false }, "user.deactivate");
-export const reactivateUser = (ctx: Context, id: string) => changeUser(ctx, id, { isActive: true }, "user.reactivate");
+export const deactivateUser = (ctx: Actor, id: string) => changeUser(ctx, id, { isActive: false }, "user.deactivate");
+export const reactivateUser = (ctx: Actor, id: string) => changeUser(ctx, id, { isActive: true }, "user.reactivate");
 
 /** The member with this Discord id, created or renamed as needed (Discord names change). */
-export async function upsertDiscordUser(ctx: Context, input: UpsertDiscordUserInput): Promise<User> {
+export async function upsertDiscordUser(ctx: Actor, input: UpsertDiscordUserInput): Promise<User> {
   await assertMayActFor(ctx, ConversationOrigin.DISCORD);
   if (input.displayName.trim() === "") throw new BadUserInputError("displayName must not be blank");
   checkText(input.displayName, "displayName");

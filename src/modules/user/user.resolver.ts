@@ -5,7 +5,7 @@ import { Role } from "./role.enum";
 import { CreateUserInput, UpsertDiscordUserInput, UsersArgs } from "./user.input";
 import * as admin from "./user.admin";
 import type { Context } from "../../graphql/context";
-import { viewerOf } from "../../graphql/context";
+import { viewerOf } from "./viewer";
 import { NotFoundError } from "../../graphql/errors";
 import { isAdmin } from "./viewer";
 import { User } from "./user.model";

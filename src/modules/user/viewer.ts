@@ -3,6 +3,7 @@
  * modules/access; the rules here need only the viewer.
  */
 import { Role } from "./role.enum";
+import { UnauthenticatedError } from "../../graphql/errors";
 
 export interface Viewer {
   id: string;
@@ -29,4 +30,10 @@ export function roleAtMost(role: Role, limit: Role): boolean {
 /** Members write only USER messages; assistant, system and tool messages come from services and admins. */
 export function canWriteRole(viewer: Viewer, role: string): boolean {
   return viewer.role !== Role.MEMBER || role === "user";
+}
+
+/** The viewer who asks, or UNAUTHENTICATED. Services and resolvers call this rather than reading `viewer`. */
+export function viewerOf(actor: { viewer: Viewer | null }): Viewer {
+  if (!actor.viewer) throw new UnauthenticatedError();
+  return actor.viewer;
 }

@@ -6,17 +6,17 @@
  */
 import DataLoader from "dataloader";
 import type { Knex } from "knex";
-import { User } from "../modules/user/user.model";
-import { Conversation } from "../modules/conversation/conversation.model";
-import { Message } from "../modules/message/message.model";
-import { Transcript } from "../modules/transcript/transcript.model";
-import { messagePageBatch, type MessagePageKey } from "../modules/message/message.loaders";
-import { loadGrantSets } from "../modules/access/access.service";
-import type { GrantSet } from "../modules/access/grant.model";
-import { streamedTexts, type StreamedText } from "../modules/message/stream.service";
+import { User } from "./user/user.model";
+import { Conversation } from "./conversation/conversation.model";
+import { Message } from "./message/message.model";
+import { Transcript } from "./transcript/transcript.model";
+import { messagePageBatch, type MessagePageKey } from "./message/message.loaders";
+import { loadGrantSets } from "./access/access.service";
+import type { GrantSet } from "./access/grant.model";
+import { streamedTexts, type StreamedText } from "./message/stream.service";
 import type { EncryptionConfig } from "../config";
-import type { DiscordPost } from "../modules/discord/discord.model";
-import { discordPostsByMessageId } from "../modules/discord/discord.loaders";
+import type { DiscordPost } from "./discord/discord.model";
+import { discordPostsByMessageId } from "./discord/discord.loaders";
 
 /** Groups rows by key, aligned to keys (an empty list for a key without rows), keeping the rows' order. */
 export function mapToMany<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): V[][] {
