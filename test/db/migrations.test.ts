@@ -9,10 +9,14 @@ import { MIGRATIONS_DIR } from "../../src/db/migration-source";
 import { createEmptyDatabase, createTestDatabase, type TestDatabase } from "../helpers/db";
 
 const APP_TABLES = [
+  "ai_model_prices",
+  "ai_models",
+  "ai_requests",
   "api_keys",
   "audit_logs",
   "backup_logs",
   "conversations",
+  "cost_tracking",
   "discord_posts",
   "message_chunks",
   "messages",
@@ -407,7 +411,7 @@ describe("the migrated schema", () => {
         expect({ table: name, triggers: triggers.length }).toEqual({ table: name, triggers: 1 });
       }
       expect(tables.map((t) => t.name).sort()).toEqual(
-        ["api_keys", "backup_logs", "conversations", "discord_posts", "messages", "system_configs", "transcripts", "users"].sort(),
+        ["ai_models", "api_keys", "backup_logs", "conversations", "cost_tracking", "discord_posts", "messages", "system_configs", "transcripts", "users"].sort(),
       );
     });
 

@@ -1,0 +1,31 @@
+import { registerEnumType } from "type-graphql";
+
+/** What a model call was for (ai_requests.kind). */
+export enum AiRequestKind {
+  CHAT = "chat",
+  EMBEDDING = "embedding",
+  RAG_QUERY = "rag_query",
+  TOOL = "tool",
+  OTHER = "other",
+}
+registerEnumType(AiRequestKind, { name: "AiRequestKind", description: "What a model call was for" });
+
+/** How a model call ended (ai_requests.status). */
+export enum AiRequestStatus {
+  SUCCESS = "success",
+  ERROR = "error",
+  TIMEOUT = "timeout",
+  CANCELLED = "cancelled",
+}
+registerEnumType(AiRequestStatus, { name: "AiRequestStatus", description: "How a model call ended" });
+
+/** Where a ledger row's cost came from. */
+export enum CostSource {
+  GIVEN = "given",
+  CATALOG = "catalog",
+  UNKNOWN = "unknown",
+}
+registerEnumType(CostSource, {
+  name: "CostSource",
+  description: "GIVEN: reported with the call; CATALOG: computed from the catalogue price in force at the call's time; UNKNOWN: an unpriced model",
+});
