@@ -17,6 +17,7 @@ import { AuditLogResolver } from "../modules/audit/audit.resolver";
 import { SystemConfigResolver } from "../modules/system/system-config.resolver";
 import { LiveResolver } from "../modules/live/live.resolver";
 import { DiscordMessageResolver, DiscordResolver } from "../modules/discord/discord.resolver";
+import { AiModelResolver } from "../modules/usage/ai-model.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
@@ -34,6 +35,7 @@ const resolvers = [
   LiveResolver,
   DiscordResolver,
   DiscordMessageResolver,
+  AiModelResolver,
 ] as const;
 
 /**

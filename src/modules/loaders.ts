@@ -17,6 +17,7 @@ import { streamedTexts, type StreamedText } from "./message/stream.service";
 import type { EncryptionConfig } from "../config";
 import type { DiscordPost } from "./discord/discord.model";
 import { discordPostsByMessageId } from "./discord/discord.loaders";
+import { AiModelPrice } from "./usage/ai-model.model";
 
 /** Groups rows by key, aligned to keys (an empty list for a key without rows), keeping the rows' order. */
 export function mapToMany<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): V[][] {
@@ -72,6 +73,17 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
     }),
     /** What the Discord adapter posted of each assistant message. */
     discordPostByMessageId: new DataLoader<string, DiscordPost | undefined>((ids) => discordPostsByMessageId(knex, ids)),
+    /**
+     * Each catalogue model's prices, newest effectiveFrom first, each marked inForce by the database's clock
+     * (the clock that stamps the ledger), so currentPrice needs no statement of its own.
+     */
+    aiModelPricesByModelId: new DataLoader<string, AiModelPrice[]>(async (ids) => {
+      const rows = await AiModelPrice.query(knex)
+        .select("*", knex.raw("effective_from <= now() as in_force"))
+        .whereIn("modelId", ids as string[])
+        .orderBy("effectiveFrom", "desc");
+      return mapToMany(ids, rows, (row) => row.modelId);
+    }),
   };
 }
 
