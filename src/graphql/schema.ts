@@ -18,6 +18,8 @@ import { SystemConfigResolver } from "../modules/system/system-config.resolver";
 import { LiveResolver } from "../modules/live/live.resolver";
 import { DiscordMessageResolver, DiscordResolver } from "../modules/discord/discord.resolver";
 import { AiModelResolver } from "../modules/usage/ai-model.resolver";
+import { AiRequestResolver } from "../modules/usage/ai-request.resolver";
+import { UsageResolver } from "../modules/usage/usage.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
@@ -36,6 +38,8 @@ const resolvers = [
   DiscordResolver,
   DiscordMessageResolver,
   AiModelResolver,
+  AiRequestResolver,
+  UsageResolver,
 ] as const;
 
 /**

@@ -21,6 +21,8 @@ import { messageText, storedContent } from "./encryption";
 import { plainColumns } from "../../db/embed";
 import { prepared } from "../../db/prepared";
 import { messageAddedSql, publishMessageAdded } from "../live/live.hub";
+import { ledgerDocument, withLedger, type LedgerEntry } from "../usage/ledger";
+import { AiRequestKind, AiRequestStatus } from "../usage/usage.enums";
 
 export async function getMessage(ctx: Actor, id: string): Promise<Message> {
   viewerOf(ctx);
@@ -159,7 +161,7 @@ function bumpConversation(knex: Knex, conversationId: string, scope: Scope): Kne
         // while this one waited for the lock; updated_at orders the inbox, so it must never go backwards.
         updatedAt: knex.raw("greatest(updated_at, clock_timestamp())"),
       },
-      ["lastSeq", "ownerId"],
+      ["lastSeq", "ownerId", "discordGuildId"],
     );
 }
 
@@ -182,7 +184,7 @@ async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage
   // Keys as column names: the document is read by jsonb_populate_record, which knex's name mapping never sees.
   const document = toColumns({ ...fields, content });
   const columns = Object.keys(document);
-  const [row] = await knex
+  const query = knex
     .with("bump", bumpConversation(knex, fields.conversationId, scope))
     .with(
       "ins",
@@ -190,7 +192,21 @@ async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage
         select bump.last_seq, ${columns.map(() => "r.??").join(", ")} from bump, jsonb_populate_record(null::messages, ?::jsonb) r
         returning *`, [...columns, ...columns, JSON.stringify(document)]),
     )
-    .with("notified", knex.raw(`select ${messageAddedSql("ins", "bump")} from ins, bump`))
+    .with("notified", knex.raw(`select ${messageAddedSql("ins", "bump")} from ins, bump`));
+  // An assistant message with usage puts its model call on the ledger in the same statement (ledger.ts).
+  const usage = usageOf(ctx, fields);
+  if (usage) {
+    withLedger(
+      knex,
+      query,
+      knex.raw(
+        `select (jsonb_populate_record(null::ai_requests, ?::jsonb || jsonb_build_object('request_id', 'message:' || ins.id,
+          'message_id', ins.id, 'user_id', bump.owner_id, 'guild_id', bump.discord_guild_id, 'occurred_at', ins.created_at))).* from ins, bump`,
+        [ledgerDocument(usage)],
+      ),
+    );
+  }
+  const [row] = await query
     .select(await plainColumns(knex, Message, "ins"))
     .from(knex.raw("ins, notified"))
     .modify(prepared);
@@ -200,7 +216,7 @@ async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage
 /** The encrypted write: the ciphertext's AAD holds the seq, so it is computed between bump and insert. */
 async function insertInTransaction(ctx: Actor, scope: Scope, fields: NewMessage, content: string): Promise<Message | undefined> {
   return ctx.db.knex.transaction(async (trx) => {
-    const [conversation] = (await bumpConversation(trx, fields.conversationId, scope)) as { lastSeq: number; ownerId: string }[];
+    const [conversation] = (await bumpConversation(trx, fields.conversationId, scope)) as { lastSeq: number; ownerId: string; discordGuildId: string | null }[];
     if (!conversation) return undefined; // unknown, not the viewer's, or archived
     const [row] = await trx("messages")
       .insert({
@@ -212,8 +228,67 @@ async function insertInTransaction(ctx: Actor, scope: Scope, fields: NewMessage,
       })
       .returning("*"); // a taken request id fails the insert, and so rolls back the bump: no seq is used
     await publishMessageAdded(trx, fields.conversationId, conversation.lastSeq, conversation.ownerId);
-    return Message.fromDatabaseJson(row);
+    const message = Message.fromDatabaseJson(row);
+    const usage = usageOf(ctx, fields);
+    if (usage) await recordMessageUsage(trx, message, usage, conversation);
+    return message;
   });
+}
+
+/**
+ * The ledger entry of a message written with usage: an ASSISTANT message naming its model and carrying
+ * tokens or a cost. Billed to the conversation's owner, reported by the writer; its request id is the
+ * message's (`message:<id>`), so the message and its ledger row are one write.
+ */
+export function usageOf(
+  ctx: Actor,
+  fields: Pick<NewMessage, "role" | "model" | "promptTokens" | "completionTokens" | "costUsd" | "latencyMs" | "conversationId">,
+): Omit<LedgerEntry, "requestId" | "messageId" | "userId" | "guildId" | "occurredAt"> | undefined {
+  const hasUsage = fields.promptTokens != null || fields.completionTokens != null || fields.costUsd != null;
+  if (fields.role !== MessageRole.ASSISTANT || !fields.model || !hasUsage) return undefined;
+  return {
+    reportedBy: viewerOf(ctx).id,
+    conversationId: fields.conversationId,
+    provider: null,
+    model: fields.model,
+    kind: AiRequestKind.CHAT,
+    promptTokens: fields.promptTokens ?? 0,
+    completionTokens: fields.completionTokens ?? 0,
+    cachedTokens: 0,
+    latencyMs: fields.latencyMs,
+    timeToFirstTokenMs: null,
+    status: AiRequestStatus.SUCCESS,
+    errorCode: null,
+    confidence: null,
+    safety: null,
+    relevance: null,
+    costUsd: fields.costUsd,
+    metadata: {},
+  };
+}
+
+/**
+ * Puts a message's usage on the ledger inside the message's transaction (the encrypted and streamed paths).
+ * `occurredAt`: when the call was made (a streamed reply's ends at completion: null, the statement's time).
+ */
+export async function recordMessageUsage(
+  trx: Knex.Transaction,
+  message: Message,
+  usage: NonNullable<ReturnType<typeof usageOf>>,
+  conversation: { ownerId: string; discordGuildId: string | null },
+  occurredAt: Date | null = message.createdAt,
+): Promise<void> {
+  const entry = {
+    ...usage,
+    requestId: `message:${message.id}`,
+    messageId: message.id,
+    userId: conversation.ownerId,
+    guildId: conversation.discordGuildId,
+    occurredAt, // null: now, the statement's time
+  };
+  await withLedger(trx, trx.queryBuilder(), trx.raw("select * from jsonb_populate_record(null::ai_requests, ?::jsonb)", [ledgerDocument(entry)]))
+    .select(trx.raw("1"))
+    .from("ledger_row");
 }
 
 /** The message an earlier request with this requestId created, if the viewer may read the conversation. */

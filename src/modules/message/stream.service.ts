@@ -18,7 +18,7 @@ import { isAdmin } from "../user/viewer";
 import { publishMessageUpdated } from "../live/live.hub";
 import { Message } from "./message.model";
 import { MessageRole, MessageStatus } from "./message.enums";
-import { addMessage, getMessage } from "./message.service";
+import { addMessage, getMessage, recordMessageUsage, usageOf } from "./message.service";
 import { messageText, storedContent, type StoredContent } from "./encryption";
 import type { CompleteMessageInput, MessageChunk, StartMessageInput } from "./stream.input";
 
@@ -122,9 +122,15 @@ export async function chunksFrom(knex: Knex, from: ReadonlyMap<string, number>):
 }
 
 /** Ends the stream: the chunks become the content. Idempotent for the same ending; the other one is CONFLICT. */
-async function finish(ctx: Actor, id: string, status: MessageStatus, patch: (message: Message) => Record<string, unknown>): Promise<Message> {
+async function finish(
+  ctx: Actor,
+  id: string,
+  status: MessageStatus,
+  patch: (message: Message) => Record<string, unknown>,
+  ended?: (trx: Knex.Transaction, done: Message) => Promise<void>,
+): Promise<Message> {
   await ownStreamedMessage(ctx, id);
-  return endStream(ctx.db.knex, ctx.config, id, status, patch);
+  return endStream(ctx.db.knex, ctx.config, id, status, patch, ended);
 }
 
 /** finish() without the writer check: for the server itself (stale streams). */
@@ -134,6 +140,7 @@ async function endStream(
   id: string,
   status: MessageStatus,
   patch: (message: Message) => Record<string, unknown>,
+  ended?: (trx: Knex.Transaction, done: Message) => Promise<void>,
 ): Promise<Message> {
   return knex.transaction(async (trx) => {
     const message = await Message.query(trx).findById(id).forUpdate();
@@ -154,17 +161,27 @@ async function endStream(
       .returning("*")) as unknown as Message[];
     await trx("message_chunks").where({ messageId: id }).delete();
     await publishMessageUpdated(trx, message.conversationId, message.seq);
+    await ended?.(trx, done); // only when it ends now: a repeated ending returned above and records nothing
     return done;
   });
 }
 
+/** With usage (and a model named at startMessage), the reply's model call goes on the ledger in the same transaction. */
 export function completeMessage(ctx: Actor, id: string, usage: CompleteMessageInput = {}): Promise<Message> {
-  return finish(ctx, id, MessageStatus.COMPLETE, () => ({
+  const fields = {
     promptTokens: usage.promptTokens ?? null,
     completionTokens: usage.completionTokens ?? null,
     costUsd: usage.costUsd ?? null,
     latencyMs: usage.latencyMs ?? null,
-  }));
+  };
+  return finish(ctx, id, MessageStatus.COMPLETE, () => fields, async (trx, done) => {
+    const entry = usageOf(ctx, { ...fields, role: done.role, model: done.model, conversationId: done.conversationId });
+    if (!entry) return;
+    const conversation: { ownerId: string; discordGuildId: string | null } = await trx("conversations")
+      .where({ id: done.conversationId })
+      .first("ownerId", "discordGuildId");
+    await recordMessageUsage(trx, done, entry, conversation, null);
+  });
 }
 
 /** The text so far is kept; `error` goes into metadata.error. */

@@ -29,3 +29,20 @@ registerEnumType(CostSource, {
   name: "CostSource",
   description: "GIVEN: reported with the call; CATALOG: computed from the catalogue price in force at the call's time; UNKNOWN: an unpriced model",
 });
+
+/** The length of a usage bucket (weeks start on Monday, all in UTC). */
+export enum UsagePeriod {
+  HOUR = "hour",
+  DAY = "day",
+  WEEK = "week",
+  MONTH = "month",
+}
+registerEnumType(UsagePeriod, { name: "UsagePeriod", description: "The length of a usage bucket, in UTC (weeks start on Monday)" });
+
+/** What usage buckets are split by, besides their period. */
+export enum UsageGroupBy {
+  USER = "user_id",
+  MODEL = "model",
+  GUILD = "guild_id",
+}
+registerEnumType(UsageGroupBy, { name: "UsageGroupBy", description: "What usage buckets are split by, besides their period" });
