@@ -4,8 +4,8 @@
  * and its ledger row commit together or not at all, and a retried write counts nothing twice.
  *
  *   ledger_input   one ai_requests-shaped row from the caller (`source`)
- *   ledger_price   the catalogue price in force at the call's time (the model matched by provider and name, or
- *                  by name alone when exactly one provider has it)
+ *   ledger_price   the catalogue price in force at the call's time (priceInForceSql: the model matched by
+ *                  provider and name, or by name alone when exactly one provider has it)
  *   ledger_row     the insert: the cost as given, else from that price, else unknown; a (reported_by,
  *                  request_id) already on the ledger inserts nothing
  *   ledger_rollup  the row added to its hour, day and month in cost_tracking (in UTC), in the same statement
@@ -15,6 +15,7 @@
  */
 import type { Knex } from "knex";
 import { snakeCaseMappers } from "objection";
+import { priceInForceSql } from "./ai-model.service";
 
 /** The columns of ai_requests that a writer gives (the rest come from the database). */
 export interface LedgerEntry {
@@ -67,13 +68,12 @@ export function ledgerCtes(knex: Knex, source: Knex.Raw): [string, Knex.Raw][] {
     ["ledger_input", source],
     [
       "ledger_price",
-      knex.raw(`select m.id as model_id, p.input_per_million, p.output_per_million,
-          coalesce(p.cached_input_per_million, p.input_per_million) as cached_per_million
-        from ledger_input i
-        join ai_models m on m.name = i.model and (i.provider is null or m.provider = i.provider)
-        join lateral (select * from ai_model_prices p where p.model_id = m.id and p.effective_from <= coalesce(i.occurred_at, now())
-          order by p.effective_from desc limit 1) p on true
-        where i.provider is not null or (select count(*) from ai_models n where n.name = i.model) = 1`),
+      knex.raw(
+        `select price.model_id, price.input_per_million, price.output_per_million,
+            coalesce(price.cached_input_per_million, price.input_per_million) as cached_per_million
+          from ledger_input i cross join lateral ? as price`,
+        [priceInForceSql(knex, knex.raw("i.model"), knex.raw("i.provider"), knex.raw("coalesce(i.occurred_at, now())"))],
+      ),
     ],
     [
       "ledger_row",
