@@ -1,12 +1,14 @@
 /**
  * A small, realistic demo: an admin, two members (one on Discord), an AI worker (service), a web
- * conversation with a tool call, a Discord channel conversation, and a few bot metrics. Re-running
- * replaces the demo rows (fixed ids) and prints a fresh API key for the member Alice.
+ * conversation with a tool call, a Discord channel conversation, a few bot metrics, two priced models and a
+ * month of usage on the ledger (so `usage` shows something at once). Re-running replaces the demo rows
+ * (fixed ids and names) and prints a fresh API key for the member Alice.
  */
 import type { Knex } from "knex";
 import { loadConfig, type EncryptionConfig } from "../src/config";
 import { generateKey } from "../src/modules/api-key/api-key.service";
 import { storedContent } from "../src/modules/message/encryption";
+import { entrySource, ledgerCtes, type LedgerEntry } from "../src/modules/usage/ledger";
 
 const ids = {
   ada: "00000000-0000-4000-8000-00000000000a",
@@ -16,6 +18,13 @@ const ids = {
   trip: "00000000-0000-4000-8000-000000000c01",
   discord: "00000000-0000-4000-8000-000000000c02",
 };
+
+/** Demo prices per million tokens (input, output, cached input), in force since the start of the demo month. */
+const models = [
+  { provider: "openai", name: "gpt-4o-mini", prices: [0.15, 0.6, 0.075] },
+  { provider: "anthropic", name: "claude-3-haiku", prices: [0.25, 1.25, 0.03] },
+] as const;
+const DAY_MS = 86_400_000;
 
 type DemoMessage = { author: string; role: string; content: string; toolCalls?: unknown[]; model?: string; tokens?: [number, number]; cost?: number };
 
@@ -78,7 +87,10 @@ export async function seed(knex: Knex, encryption = loadConfig().encryption): Pr
   const now = Date.now();
   const key = generateKey();
   await knex.transaction(async (trx) => {
-    await trx("users").whereIn("id", Object.values(ids)).delete(); // cascades to conversations, messages, keys
+    // The ledger keeps rows of deleted users (spend happened): the demo's own go first.
+    await trx("ai_requests").whereIn("reported_by", Object.values(ids)).delete();
+    await trx("ai_models").whereIn(["provider", "name"], models.map((m) => [m.provider, m.name])).delete(); // and their prices
+    await trx("users").whereIn("id", Object.values(ids)).delete(); // cascades to conversations, messages, keys, roll-ups
     await trx("metrics").where("client_bot_id", "like", "demo-%").delete();
     await trx("users").insert([
       { id: ids.ada, display_name: "Ada (admin)", role: "admin", email: "ada@example.com" },
@@ -121,6 +133,8 @@ export async function seed(knex: Knex, encryption = loadConfig().encryption): Pr
       ...messageRows(encryption, ids.discord, discordMessages, discordStart),
     ]);
 
+    await seedUsage(trx, now);
+
     await trx("metrics").insert(
       Array.from({ length: 12 }, (_, i) => ({
         client_bot_id: i % 2 ? "demo-discord-bot" : "demo-web-worker",
@@ -138,4 +152,61 @@ export async function seed(knex: Knex, encryption = loadConfig().encryption): Pr
       `-d '{"query":"{ conversations(first: 5) { edges { node { title messageCount lastMessage { role content } } } } }"}'`,
   );
   console.log(key.secret);
+}
+
+/**
+ * The demo's models with their prices, and a month of usage through the ledger's own SQL (so the roll-ups
+ * agree with it): the seeded assistant messages' calls, then a few calls a day for Alice and Bob, the Discord
+ * ones in Bob's guild.
+ */
+async function seedUsage(trx: Knex.Transaction, now: number): Promise<void> {
+  const since = new Date(now - 31 * DAY_MS);
+  for (const model of models) {
+    const [row] = await trx("ai_models").insert({ provider: model.provider, name: model.name, context_window: 128_000 }).returning("id");
+    const [input, output, cached] = model.prices;
+    await trx("ai_model_prices").insert({ model_id: row.id, effective_from: since, input_per_million: input, output_per_million: output, cached_input_per_million: cached });
+  }
+  const call = (entry: Partial<LedgerEntry> & Pick<LedgerEntry, "requestId" | "userId" | "model">): LedgerEntry => ({
+    reportedBy: ids.worker, conversationId: null, messageId: null, guildId: null, provider: null, kind: "chat", promptTokens: 0, completionTokens: 0,
+    cachedTokens: 0, latencyMs: null, timeToFirstTokenMs: null, status: "success", errorCode: null, confidence: null, safety: null,
+    relevance: null, costUsd: null, metadata: {}, occurredAt: null, ...entry,
+  });
+  const calls: LedgerEntry[] = [];
+  const answered: { id: string; conversationId: string; model: string; promptTokens: number; completionTokens: number; costUsd: string; createdAt: Date }[] =
+    await trx("messages").whereIn("conversation_id", [ids.trip, ids.discord]).whereNotNull("model").select("id", "conversation_id", "model", "prompt_tokens", "completion_tokens", "cost_usd", "created_at");
+  for (const message of answered) {
+    const discord = message.conversationId === ids.discord;
+    calls.push(call({
+      requestId: `message:${message.id}`, messageId: message.id, conversationId: message.conversationId, userId: discord ? ids.bob : ids.alice,
+      guildId: discord ? "900000000000000001" : null, model: message.model, promptTokens: message.promptTokens, completionTokens: message.completionTokens,
+      costUsd: Number(message.costUsd), occurredAt: message.createdAt,
+    }));
+  }
+  for (let day = 30; day >= 1; day--) {
+    for (let i = 0; i < 4; i++) {
+      const bob = i % 2 === 1;
+      const prompt = 400 + ((day * 37 + i * 91) % 1600);
+      calls.push(call({
+        requestId: `demo-usage-${day}-${i}`,
+        userId: bob ? ids.bob : ids.alice,
+        conversationId: bob ? ids.discord : ids.trip,
+        guildId: bob ? "900000000000000001" : null,
+        model: bob ? "claude-3-haiku" : "gpt-4o-mini",
+        kind: i === 3 ? "embedding" : "chat",
+        promptTokens: prompt,
+        cachedTokens: i === 0 ? Math.floor(prompt / 4) : 0,
+        completionTokens: i === 3 ? 0 : 120 + ((day * 13 + i * 17) % 400),
+        latencyMs: 600 + ((day * 53 + i * 29) % 2400),
+        timeToFirstTokenMs: 180 + ((day * 7 + i) % 200),
+        status: day % 9 === 0 && i === 2 ? "error" : "success",
+        errorCode: day % 9 === 0 && i === 2 ? "rate_limited" : null,
+        occurredAt: new Date(now - day * DAY_MS + i * 3 * 3600_000),
+      }));
+    }
+  }
+  for (const entry of calls) {
+    const query = trx.queryBuilder();
+    for (const [name, statement] of ledgerCtes(trx, entrySource(trx, entry))) query.with(name, statement);
+    await query.select(trx.raw("1")).from("ledger_row");
+  }
 }

@@ -36,4 +36,29 @@ describe("npm run seed", () => {
     expect(conversation.messages.edges[2].node.toolCalls[0].function.name).toBe("get_forecast");
     expect(await app.database.db.knex("users").count({ n: "*" }).first()).toEqual({ n: 4 });
   });
+
+  it("prices two models and puts a month of usage on the ledger, which `usage` shows by day", async () => {
+    await runSeed();
+    const aliceKey = await runSeed(); // re-run: nothing doubles (the key of the last run is the valid one)
+    const knex = app.database.db.knex;
+    const { models } = await app.ok(`{ models { provider name currentPrice { inputPerMillion } } }`, {}, aliceKey);
+    expect(models.map((m: any) => `${m.provider}/${m.name}`)).toEqual(["anthropic/claude-3-haiku", "openai/gpt-4o-mini"]);
+    const now = Date.now();
+    const day = 86_400_000;
+    const from = new Date(Math.floor((now - 32 * day) / day) * day).toISOString();
+    const to = new Date(Math.ceil(now / day) * day).toISOString();
+    const { usage } = await app.ok(
+      `query($from: DateTime!, $to: DateTime!) { usage(filter: { from: $from, to: $to }, period: DAY) { periodStart requests costUsd } }`,
+      { from, to },
+      aliceKey,
+    );
+    expect(usage.length).toBeGreaterThanOrEqual(30);
+    expect(usage.every((bucket: any) => bucket.costUsd > 0)).toBe(true);
+    // Alice's calls only (Bob's are his), every one priced from the catalogue or as given.
+    const { rows } = await knex.raw("select count(*)::int as n, count(*) filter (where cost_source = 'unknown')::int as unpriced from ai_requests where user_id = ?", [
+      "00000000-0000-4000-8000-0000000000a1",
+    ]);
+    expect(usage.reduce((sum: number, bucket: any) => sum + bucket.requests, 0)).toBe(rows[0].n);
+    expect(rows[0].unpriced).toBe(0);
+  });
 });
