@@ -12,6 +12,7 @@ const APP_TABLES = [
   "ai_model_prices",
   "ai_models",
   "ai_requests",
+  "alert_deliveries",
   "api_keys",
   "audit_logs",
   "backup_logs",
@@ -23,8 +24,10 @@ const APP_TABLES = [
   "metrics",
   "rate_limits",
   "service_grants",
+  "system_alerts",
   "system_configs",
   "transcripts",
+  "user_budgets",
   "users",
 ];
 
@@ -411,7 +414,8 @@ describe("the migrated schema", () => {
         expect({ table: name, triggers: triggers.length }).toEqual({ table: name, triggers: 1 });
       }
       expect(tables.map((t) => t.name).sort()).toEqual(
-        ["ai_models", "api_keys", "backup_logs", "conversations", "cost_tracking", "discord_posts", "messages", "system_configs", "transcripts", "users"].sort(),
+        ["ai_models", "alert_deliveries", "api_keys", "backup_logs", "conversations", "cost_tracking", "discord_posts", "messages", "system_alerts",
+          "system_configs", "transcripts", "user_budgets", "users"].sort(),
       );
     });
 
