@@ -28,6 +28,7 @@ export enum ErrorCode {
   TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS",
   TOO_MANY_MUTATIONS = "TOO_MANY_MUTATIONS",
   SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE",
+  BUDGET_EXCEEDED = "BUDGET_EXCEEDED",
   INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
 }
 
@@ -83,6 +84,15 @@ export class ConflictError extends AppError {
 export class PayloadTooLargeError extends AppError {
   constructor(message: string) {
     super(message, ErrorCode.PAYLOAD_TOO_LARGE);
+  }
+}
+
+/** A HARD budget is spent for its period: nothing was stored; `resetsAt` says when the next period starts. */
+export class BudgetExceededError extends AppError {
+  constructor(budget: { limitUsd: number; spentUsd: number; resetsAt: Date; period: string; subject: "user" | "guild" }) {
+    super(`The ${budget.subject}'s ${budget.period} budget of ${budget.limitUsd} USD is spent (${budget.spentUsd} USD); it resets at ${budget.resetsAt.toISOString()}`, ErrorCode.BUDGET_EXCEEDED, {
+      extensions: { limit: budget.limitUsd, spent: budget.spentUsd, resetsAt: budget.resetsAt.toISOString(), subject: budget.subject },
+    });
   }
 }
 

@@ -20,6 +20,7 @@ import { DiscordMessageResolver, DiscordResolver } from "../modules/discord/disc
 import { AiModelResolver } from "../modules/usage/ai-model.resolver";
 import { AiRequestResolver } from "../modules/usage/ai-request.resolver";
 import { UsageResolver } from "../modules/usage/usage.resolver";
+import { BudgetResolver } from "../modules/usage/budget.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
@@ -40,6 +41,7 @@ const resolvers = [
   AiModelResolver,
   AiRequestResolver,
   UsageResolver,
+  BudgetResolver,
 ] as const;
 
 /**

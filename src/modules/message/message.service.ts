@@ -23,6 +23,8 @@ import { prepared } from "../../db/prepared";
 import { messageAddedSql, publishMessageAdded } from "../live/live.hub";
 import { ledgerDocument, withLedger, type LedgerEntry } from "../usage/ledger";
 import { AiRequestKind, AiRequestStatus } from "../usage/usage.enums";
+import { noExhaustedBudget } from "../usage/budget.sql";
+import { assertWithinBudget } from "../usage/budget.service";
 
 export async function getMessage(ctx: Actor, id: string): Promise<Message> {
   viewerOf(ctx);
@@ -100,14 +102,17 @@ export async function addMessage(ctx: Actor, given: AddMessageInput, status = Me
   try {
     // Plain text needs nothing computed from the seq, so the whole write is one statement; ciphertext is bound
     // to the seq, which is known only once the conversation row is locked.
+    // New USER messages and started replies are what a spent HARD budget refuses; reports of spend never are.
+    const budgeted = input.role === MessageRole.USER || status === MessageStatus.STREAMING;
     const message = ctx.config.encryption
-      ? await insertInTransaction(ctx, scope, fields, input.content)
-      : await insertInOneStatement(ctx, scope, fields, input.content);
+      ? await insertInTransaction(ctx, scope, fields, input.content, budgeted)
+      : await insertInOneStatement(ctx, scope, fields, input.content, budgeted);
     if (!message) {
       // A retry of a write that succeeded before the conversation was archived still gets its message.
       const earlier = input.requestId == null ? undefined : await findRetried(ctx, input);
       if (earlier) return sameOrConflict(ctx, earlier, input, status);
-      await getWritableConversation(ctx, input.conversationId); // throws NOT_FOUND or CONFLICT (archived)
+      const conversation = await getWritableConversation(ctx, input.conversationId); // throws NOT_FOUND or CONFLICT (archived)
+      if (budgeted) await assertWithinBudget(ctx.db.knex, conversation); // throws BUDGET_EXCEEDED
       throw new NotFoundError("Conversation"); // vanished between the two reads
     }
     ctx.loaders.conversationById.clear(input.conversationId);
@@ -147,12 +152,14 @@ interface NewMessage {
 /**
  * Numbers the message (the UPDATE takes the conversation's row lock, so writers of one conversation queue up,
  * seq follows commit order and has no gaps) and bumps the conversation's counters. Only active conversations
- * the viewer may reach match.
+ * the viewer may reach match, and with `budgeted`, only those whose owner's and guild's HARD budgets are not spent.
  */
-function bumpConversation(knex: Knex, conversationId: string, scope: Scope): Knex.QueryBuilder {
+function bumpConversation(knex: Knex, conversationId: string, scope: Scope, budgeted: boolean): Knex.QueryBuilder {
   return knex("conversations")
     .where({ id: conversationId, status: "active" })
     .modify(scope)
+    // A HARD budget of the owner or guild that is spent refuses the write in the same statement (a join, no query).
+    .modify((query) => void (budgeted && query.whereRaw(noExhaustedBudget)))
     .update(
       {
         lastSeq: knex.raw("last_seq + 1"),
@@ -179,13 +186,13 @@ const toColumns = snakeCaseMappers().format;
  * values travel as one JSON document that jsonb_populate_record turns into the messages row type, which gives
  * every value its column's type without a cast per column.
  */
-async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage, content: string): Promise<Message | undefined> {
+async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage, content: string, budgeted: boolean): Promise<Message | undefined> {
   const knex = ctx.db.knex;
   // Keys as column names: the document is read by jsonb_populate_record, which knex's name mapping never sees.
   const document = toColumns({ ...fields, content });
   const columns = Object.keys(document);
   const query = knex
-    .with("bump", bumpConversation(knex, fields.conversationId, scope))
+    .with("bump", bumpConversation(knex, fields.conversationId, scope, budgeted))
     .with(
       "ins",
       knex.raw(`insert into messages (seq, ${columns.map(() => "??").join(", ")})
@@ -214,9 +221,9 @@ async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage
 }
 
 /** The encrypted write: the ciphertext's AAD holds the seq, so it is computed between bump and insert. */
-async function insertInTransaction(ctx: Actor, scope: Scope, fields: NewMessage, content: string): Promise<Message | undefined> {
+async function insertInTransaction(ctx: Actor, scope: Scope, fields: NewMessage, content: string, budgeted: boolean): Promise<Message | undefined> {
   return ctx.db.knex.transaction(async (trx) => {
-    const [conversation] = (await bumpConversation(trx, fields.conversationId, scope)) as { lastSeq: number; ownerId: string; discordGuildId: string | null }[];
+    const [conversation] = (await bumpConversation(trx, fields.conversationId, scope, budgeted)) as { lastSeq: number; ownerId: string; discordGuildId: string | null }[];
     if (!conversation) return undefined; // unknown, not the viewer's, or archived
     const [row] = await trx("messages")
       .insert({

@@ -8,6 +8,8 @@
  *                  provider and name, or by name alone when exactly one provider has it)
  *   ledger_row     the insert: the cost as given, else from that price, else unknown; a (reported_by,
  *                  request_id) already on the ledger inserts nothing
+ *   ledger_budget  each budget of the row's user or guild adds the cost to its current period (budget.sql.ts)
+ *   ledger_alerts  one alert per budget threshold the spend crossed
  *   ledger_rollup  the row added to its hour, day and month in cost_tracking (in UTC), in the same statement
  *
  * Cached tokens are the part of the prompt read from the provider's cache: they are charged at the cached-input
@@ -16,6 +18,11 @@
 import type { Knex } from "knex";
 import { snakeCaseMappers } from "objection";
 import { priceInForceSql } from "./ai-model.service";
+import { budgetCtes } from "./budget.sql";
+import { EVENTS_CHANNEL } from "../../db/notifications";
+
+/** NOTIFY of a new alert row (the live hub routes { t: "alert" } to alertRaised subscribers). */
+const alertNotifySql = (row: string) => `pg_notify('${EVENTS_CHANNEL}', json_build_object('t', 'alert', 'a', ${row}.id, 'u', ${row}.user_id)::text)`;
 
 /** The columns of ai_requests that a writer gives (the rest come from the database). */
 export interface LedgerEntry {
@@ -87,6 +94,7 @@ export function ledgerCtes(knex: Knex, source: Knex.Raw): [string, Knex.Raw][] {
         on conflict (reported_by, request_id) do nothing
         returning *`),
     ],
+    ...budgetCtes(alertNotifySql).map(([name, sql]): [string, Knex.Raw] => [name, knex.raw(sql)]),
     [
       "ledger_rollup",
       knex.raw(`insert into cost_tracking as c (period, period_start, user_id, model, guild_id, ${SUMMED.join(", ")})
