@@ -85,6 +85,22 @@ export interface Config {
 
   /** The Discord adapter; undefined (off) unless DISCORD_TOKEN is set. */
   discord: DiscordConfig | undefined;
+
+  /** Alerts POSTed to an operator's webhook (modules/alert/webhook.ts); undefined (off) unless ALERT_WEBHOOK_URL is set. */
+  alertWebhook: AlertWebhookConfig | undefined;
+}
+
+export interface AlertWebhookConfig {
+  /** ALERT_WEBHOOK_URL: where every new alert is POSTed as JSON (http or https). */
+  url: string;
+  /** ALERT_WEBHOOK_SECRET (required with the URL, at least 32 bytes): signs each body, x-parley-signature: sha256=<hex HMAC>. */
+  secret: string;
+  /** ALERT_WEBHOOK_TIMEOUT_MS: an attempt without an answer for this long failed. @default 10000 */
+  timeoutMs: number;
+  /** ALERT_WEBHOOK_RETRY_BASE_MS: wait after the first failed attempt, doubled after each further one, at most 5 minutes. @default 1000 */
+  retryBaseMs: number;
+  /** ALERT_WEBHOOK_MAX_ATTEMPTS: attempts before a delivery is given up as failed. @default 10 */
+  maxAttempts: number;
 }
 
 export interface TranscriptConfig {
@@ -311,6 +327,22 @@ function discordConfig(env: Env): DiscordConfig | undefined {
   };
 }
 
+/** ALERT_WEBHOOK_URL turns delivery on; the other ALERT_WEBHOOK_* settings are checked only then. */
+function alertWebhookConfig(env: Env): AlertWebhookConfig | undefined {
+  const url = env.ALERT_WEBHOOK_URL || undefined;
+  if (!url) return undefined;
+  if (!/^https?:\/\/[^/]/.test(url)) throw new ConfigError(`ALERT_WEBHOOK_URL must be an http(s) URL, got "${url}"`);
+  const secret = env.ALERT_WEBHOOK_SECRET ?? "";
+  if (Buffer.byteLength(secret) < 32) throw new ConfigError("ALERT_WEBHOOK_URL is set: ALERT_WEBHOOK_SECRET must be at least 32 bytes (openssl rand -hex 32)");
+  return {
+    url,
+    secret,
+    timeoutMs: int(env, "ALERT_WEBHOOK_TIMEOUT_MS", 10_000, 100),
+    retryBaseMs: int(env, "ALERT_WEBHOOK_RETRY_BASE_MS", 1000, 1),
+    maxAttempts: int(env, "ALERT_WEBHOOK_MAX_ATTEMPTS", 10, 1),
+  };
+}
+
 /** Builds a Config from an environment (process.env by default). Throws ConfigError on bad values. */
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = oneOf(env, "NODE_ENV", ["development", "production", "test"] as const, "development");
@@ -361,6 +393,7 @@ export function loadConfig(env: Env = process.env): Config {
     encryption: encryptionConfig(env),
     transcripts: transcriptConfig(env),
     discord: discordConfig(env),
+    alertWebhook: alertWebhookConfig(env),
   };
   if (config.defaultPageSize > config.maxPageSize) {
     throw new ConfigError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE");

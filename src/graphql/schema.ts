@@ -20,6 +20,7 @@ import { DiscordMessageResolver, DiscordResolver } from "../modules/discord/disc
 import { AiModelResolver } from "../modules/usage/ai-model.resolver";
 import { AiRequestResolver } from "../modules/usage/ai-request.resolver";
 import { UsageResolver } from "../modules/usage/usage.resolver";
+import { AlertResolver } from "../modules/alert/alert.resolver";
 import { BudgetResolver } from "../modules/usage/budget.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
@@ -42,6 +43,7 @@ const resolvers = [
   AiRequestResolver,
   UsageResolver,
   BudgetResolver,
+  AlertResolver,
 ] as const;
 
 /**

@@ -17,10 +17,11 @@ import { Message } from "../modules/message/message.model";
 import { Conversation } from "../modules/conversation/conversation.model";
 import { ApiKeyCache } from "../modules/api-key/api-key.cache";
 import { flushKeyUsage } from "../modules/api-key/api-key.service";
-import { ACCESS_CHANNEL, createNotificationListener, type NotificationListener } from "../db/notifications";
+import { ACCESS_CHANNEL, createNotificationListener, EVENTS_CHANNEL, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
 import { StaleStreamSweeper } from "../modules/message/stream.sweeper";
 import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
+import { AlertWebhook } from "../modules/alert/webhook";
 import { createLogger } from "../logger";
 import { createSchema } from "../graphql/schema";
 import type { Context } from "../graphql/context";
@@ -58,6 +59,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
   const rateLimiter = createRateLimiter(config, db, log);
   let listener: NotificationListener | undefined;
   let transcripts: TranscriptJobs | undefined;
+  let webhook: AlertWebhook | undefined;
   try {
     if (config.migrateOnStart) {
       const applied = await db.migrate();
@@ -78,6 +80,13 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     listener.onReconnect(() => apiKeyCache.clear());
     transcripts = new TranscriptJobs(db.maintenance, config, log);
     transcripts.start();
+    if (config.alertWebhook) {
+      // Woken by every alert announced anywhere, and after the LISTEN connection was lost (alerts may have gone unheard).
+      const started = (webhook = new AlertWebhook(db.knex, config.alertWebhook, log));
+      listener.on(EVENTS_CHANNEL, (event) => event.t === "alert" && started.wake());
+      listener.onReconnect(() => started.wake());
+      started.start();
+    }
     const deps = { config, db, log, rateLimiter, listener, live, apiKeyCache, transcripts };
     const ws = attachWebSocketServer(httpServer, schema, deps);
     const apollo = createApollo(schema, config, [
@@ -111,6 +120,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
           sweeper.dispose();
           await flushKeyUsage(db.knex); // after the last request, before the pool closes
           await transcripts!.dispose();
+          await webhook?.dispose();
           live.dispose();
           await listener!.dispose();
           rateLimiter.dispose();
@@ -118,6 +128,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
         })()),
     };
   } catch (error) {
+    await webhook?.dispose();
     await transcripts?.dispose();
     await listener?.dispose();
     rateLimiter.dispose();

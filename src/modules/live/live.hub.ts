@@ -15,12 +15,16 @@
 import type { Knex } from "knex";
 import { ACCESS_CHANNEL, EVENTS_CHANNEL, notify, type NotificationListener } from "../../db/notifications";
 
-/** Payloads on parley_events; `o` (the owner) routes the event to inbox streams too. */
+/**
+ * Payloads on parley_events; `o` (the owner) routes the event to inbox streams too. An alert names its id `a`
+ * and `u`, the user it concerns (null: nobody's, only admins see it).
+ */
 export type LiveEvent =
   | { t: "message"; c: string; s: number; o: string }
   | { t: "updated"; c: string; s: number; i?: number }
   | { t: "conversation"; c: string; o: string }
-  | { t: "deleted"; c: string; o: string };
+  | { t: "deleted"; c: string; o: string }
+  | { t: "alert"; a: string; u: string | null };
 
 export function publishMessageAdded(trx: Knex.Transaction, conversationId: string, seq: number, ownerId: string): Promise<void> {
   return notify(trx, EVENTS_CHANNEL, { t: "message", c: conversationId, s: seq, o: ownerId });
@@ -32,6 +36,19 @@ export function publishMessageAdded(trx: Knex.Transaction, conversationId: strin
  */
 export function messageAddedSql(row: string, conversation: string): string {
   return `pg_notify('${EVENTS_CHANNEL}', json_build_object('t', 'message', 'c', ${row}.conversation_id, 's', ${row}.seq, 'o', ${conversation}.owner_id)::text)`;
+}
+
+/** An alert was raised; inside a transaction it is announced when the transaction commits. */
+export function publishAlertRaised(knex: Knex | Knex.Transaction, alertId: string, userId: string | null): Promise<void> {
+  return notify(knex, EVENTS_CHANNEL, { t: "alert", a: alertId, u: userId } satisfies LiveEvent);
+}
+
+/**
+ * publishAlertRaised as a SQL expression, for a statement that inserts alerts: `row` names a relation with
+ * the new system_alerts row's id and user_id (e.g. the insert's alias in its RETURNING).
+ */
+export function alertRaisedSql(row: string): string {
+  return `pg_notify('${EVENTS_CHANNEL}', json_build_object('t', 'alert', 'a', ${row}.id, 'u', ${row}.user_id)::text)`;
 }
 
 /** A conversation was created, renamed, re-parametrised or archived. */
@@ -95,17 +112,37 @@ export class InboxBell extends Doorbell {
   }
 }
 
+/** The key of the alert streams that see every alert (admins'). */
+export const ALL_ALERTS = Symbol("all alerts");
+
+/** An alert stream's doorbell: the alerts raised since it last read. */
+export class AlertBell extends Doorbell {
+  raised = new Set<string>();
+
+  note(alertId: string): void {
+    this.raised.add(alertId);
+    this.ring();
+  }
+}
+
 export class LiveHub {
   private readonly watchers = new Map<string, Set<Doorbell>>();
   /** Per watched conversation: reads (by key) made since its last event, each a promise of its rows. */
   private readonly reads = new Map<string, Map<string, Promise<unknown>>>();
   private readonly inboxes = new Map<string, Set<InboxBell>>();
+  /** Alert streams by the user whose alerts they show; ALL_ALERTS: admins', which show every alert. */
+  private readonly alerts = new Map<string | typeof ALL_ALERTS, Set<AlertBell>>();
   private readonly stops: (() => void)[];
 
   constructor(listener: NotificationListener) {
     this.stops = [
       listener.on(EVENTS_CHANNEL, (event) => {
-        const { t, c, o } = event as Partial<{ t: string; c: string; o: string }>;
+        const { t, c, o, a, u } = event as Partial<{ t: string; c: string; o: string; a: string; u: string | null }>;
+        if (t === "alert" && typeof a === "string") {
+          for (const bell of this.alerts.get(ALL_ALERTS) ?? []) bell.note(a);
+          if (typeof u === "string") for (const bell of this.alerts.get(u) ?? []) bell.note(a);
+          return;
+        }
         if (typeof c !== "string") return;
         this.reads.delete(c); // before ringing: every stream woken by this event reads afresh
         for (const bell of this.watchers.get(c) ?? []) bell.ring(t === "deleted");
@@ -155,13 +192,22 @@ export class LiveHub {
     return join(this.inboxes, ownerId, bell);
   }
 
+  /**
+   * Tells `bell` of every alert raised about `userId` (ALL_ALERTS: every alert, for admins) until the returned
+   * function is called. Who may see which alert is decided here, before any read: the stream then reads the
+   * ids it is told of, and nothing else.
+   */
+  watchAlerts(userId: string | typeof ALL_ALERTS, bell: AlertBell): () => void {
+    return join(this.alerts, userId, bell);
+  }
+
   /** Streams open in this process (for metrics and tests). */
   get size(): number {
     return [...this.bells()].length;
   }
 
   private *bells(): Iterable<Doorbell> {
-    for (const map of [this.watchers, this.inboxes]) for (const set of map.values()) yield* set;
+    for (const map of [this.watchers, this.inboxes, this.alerts]) for (const set of map.values()) yield* set;
   }
 
   private ringAll(recheck: boolean): void {
@@ -175,10 +221,11 @@ export class LiveHub {
     this.watchers.clear();
     this.reads.clear();
     this.inboxes.clear();
+    this.alerts.clear();
   }
 }
 
-function join<B>(map: Map<string, Set<B>>, key: string, bell: B): () => void {
+function join<K, B>(map: Map<K, Set<B>>, key: K, bell: B): () => void {
   let set = map.get(key);
   if (!set) map.set(key, (set = new Set()));
   set.add(bell);
