@@ -69,6 +69,14 @@ export const STATUS = /* GraphQL */ `
   }
 `;
 
+export const USAGE = /* GraphQL */ `
+  query DiscordUsage($userId: UUID!, $guildId: String!, $from: DateTime!, $to: DateTime!) {
+    mine: budgetStatus(userId: $userId) { spentUsd percent resetsAt budget { limitUsd period } }
+    guild: budgetStatus(guildId: $guildId) { spentUsd percent resetsAt budget { limitUsd period } }
+    usage(filter: { userId: $userId, from: $from, to: $to }, period: MONTH) { requests costUsd }
+  }
+`;
+
 export const HISTORY = /* GraphQL */ `
   query DiscordHistory($id: UUID!, $count: Int!) {
     conversation(id: $id) {

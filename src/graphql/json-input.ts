@@ -31,3 +31,15 @@ export function checkJson(value: unknown, field: string, shape: "object" | "arra
 export function checkText(value: string, field: string): void {
   if (value.includes("\u0000")) throw new BadUserInputError(`${field} must not contain NUL characters`, { field });
 }
+
+/**
+ * A required name-like text (a source, a model name): trimmed, 1 to `max` characters as PostgreSQL counts them
+ * (code points), no NUL. Returns the trimmed text.
+ */
+export function trimmedText(value: string, field: string, max: number): string {
+  const trimmed = value.trim();
+  const length = [...trimmed].length;
+  if (length < 1 || length > max) throw new BadUserInputError(`${field} must be 1 to ${max} characters (not counting surrounding spaces)`, { field });
+  checkText(trimmed, field);
+  return trimmed;
+}

@@ -319,6 +319,43 @@ describe("isolation between channels", () => {
   });
 });
 
+describe("usage and budgets", () => {
+  const SET = `mutation($input: SetBudgetInput!) { setBudget(input: $input) { id } }`;
+  const RECORD = `mutation($input: RecordAiRequestInput!) { recordAiRequest(input: $input) { id } }`;
+
+  it("/parley usage tells the caller their spend this month, and the server's budget when it has one", async () => {
+    await marker(); // Alice exists as a Parley user
+    const { id: aliceId } = await h.app.database.db.knex("users").where({ discordId: alice.id }).first("id");
+    await h.app.ok(RECORD, { input: { requestId: `usage-${snowflake()}`, conversationId, userId: aliceId, model: "m", costUsd: 0.25 } }, h.worker.token);
+    const plain = await command(CHANNEL_ID, "usage");
+    expect(isEphemeral(plain)).toBe(true);
+    expect(plain.data.content).toMatch(/You used AI \d+ times this month \(UTC\), for \$0\.\d{4}|You used AI \d+ times this month \(UTC\), for \$\d+\.\d{2}/);
+    expect(plain.data.content).not.toContain("server's");
+    await h.app.ok(SET, { input: { guildId: GUILD_ID, period: "MONTHLY", limitUsd: 100 } }, h.admin.token);
+    await h.app.ok(SET, { input: { userId: aliceId, period: "DAILY", limitUsd: 10 } }, h.admin.token);
+    const both = (await command(CHANNEL_ID, "usage")).data.content;
+    expect(both).toContain("Your daily budget: $");
+    expect(both).toContain("of $10.00 spent");
+    expect(both).toContain("This server's monthly budget: $");
+  });
+
+  it("answers a message that a spent HARD server budget refuses with a clear reply, and stores nothing", async () => {
+    await h.app.ok(SET, { input: { guildId: GUILD_ID, period: "MONTHLY", limitUsd: 1, enforcement: "HARD" } }, h.admin.token);
+    try {
+      await h.app.ok(RECORD, { input: { requestId: `over-${snowflake()}`, conversationId, model: "m", costUsd: 2 } }, h.worker.token);
+      const before = posts(CHANNEL_ID).length;
+      const refused = h.fake.say(CHANNEL_ID, alice, "one more question");
+      const [reply] = (await h.fake.waitForCalls("POST", new RegExp(`^/channels/${CHANNEL_ID}/messages$`), before + 1)).slice(before);
+      // The guild spent 0.25 (the test above) and 2 this month.
+      expect(reply.body.content).toContain("Parley could not store this message. This server's AI budget for this period is spent ($2.25 of $1.00).");
+      expect(reply.body.content).toMatch(/resets <t:\d+:R>/);
+      expect((await h.messages(conversationId)).some((row) => row.requestId === refused.id)).toBe(false);
+    } finally {
+      await h.app.ok(SET, { input: { guildId: GUILD_ID, period: "MONTHLY", limitUsd: 1000, enforcement: "HARD" } }, h.admin.token);
+    }
+  });
+});
+
 describe("with a long edit interval", () => {
   it("coalesces every chunk of a streamed reply into the final edit", async () => {
     await h.stop();

@@ -8,8 +8,9 @@ import { stop } from "./stop";
 import { status } from "./status";
 import { history } from "./history";
 import { transcript } from "./transcript";
+import { usage } from "./usage";
 
-export const SUBCOMMANDS: readonly Subcommand[] = [start, stop, status, history, transcript];
+export const SUBCOMMANDS: readonly Subcommand[] = [start, stop, status, history, transcript, usage];
 
 export const COMMAND_NAME = "parley";
 

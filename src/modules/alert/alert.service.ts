@@ -11,7 +11,7 @@ import type { Actor } from "../actor";
 import { isAdmin, viewerOf, type Viewer } from "../user/viewer";
 import { Role } from "../user/role.enum";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors";
-import { checkJson, checkText } from "../../graphql/json-input";
+import { checkJson, trimmedText } from "../../graphql/json-input";
 import { newestFirstPage, pageRequest, type ConnectionShape } from "../../graphql/connection";
 import { audit } from "../audit/audit.service";
 import { publishAlertRaised } from "../live/live.hub";
@@ -19,14 +19,6 @@ import { SystemAlert } from "./alert.model";
 import type { AlertsArgs, RaiseAlertInput } from "./alert.input";
 
 /** Trimmed, 1 to `max` characters (as PostgreSQL counts them: code points), no NUL. */
-function checkedText(value: string, field: string, max: number): string {
-  const trimmed = value.trim();
-  const length = [...trimmed].length;
-  if (length < 1 || length > max) throw new BadUserInputError(`${field} must be 1 to ${max} characters (not counting surrounding spaces)`, { field });
-  checkText(trimmed, field);
-  return trimmed;
-}
-
 /**
  * Whom a new alert may concern. Naming a user lets that user see the alert, so only admins name anyone; a
  * service may name itself (its own alerts, which it can then list and watch) and no one else, since alerting
@@ -43,8 +35,8 @@ async function concerned(ctx: Actor, viewer: Viewer, userId: string | null | und
 export async function raiseAlert(ctx: Actor, input: RaiseAlertInput): Promise<SystemAlert> {
   const viewer = viewerOf(ctx);
   if (viewer.role === Role.MEMBER) throw new ForbiddenError("Alerts are raised by services and admins");
-  const source = checkedText(input.source, "source", 100);
-  const message = checkedText(input.message, "message", 2000);
+  const source = trimmedText(input.source, "source", 100);
+  const message = trimmedText(input.message, "message", 2000);
   const details = input.details ?? {};
   checkJson(details, "details", "object");
   const userId = await concerned(ctx, viewer, input.userId);

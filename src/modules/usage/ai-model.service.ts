@@ -10,7 +10,7 @@ import type { Knex } from "knex";
 import type { Actor } from "../actor";
 import { isAdmin, viewerOf, type Viewer } from "../user/viewer";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
-import { checkText } from "../../graphql/json-input";
+import { trimmedText } from "../../graphql/json-input";
 import { audit } from "../audit/audit.service";
 import { AiModel, AiModelPrice } from "./ai-model.model";
 import type { AiModelPriceInput, ModelsArgs, UpsertAiModelInput } from "./ai-model.input";
@@ -46,14 +46,6 @@ export async function currentPrice(ctx: Actor, model: AiModel): Promise<AiModelP
 }
 
 /** Trimmed, 1 to `max` characters (as PostgreSQL counts them: code points), no NUL. */
-function checkedName(value: string, field: string, max: number): string {
-  const trimmed = value.trim();
-  const length = [...trimmed].length;
-  if (length < 1 || length > max) throw new BadUserInputError(`${field} must be 1 to ${max} characters (not counting surrounding spaces)`, { field });
-  checkText(trimmed, field);
-  return trimmed;
-}
-
 interface CheckedPrice {
   inputPerMillion: number;
   outputPerMillion: number;
@@ -88,8 +80,8 @@ const samePrice = (stored: AiModelPrice, price: CheckedPrice) =>
  */
 export async function upsertAiModel(ctx: Actor, input: UpsertAiModelInput): Promise<AiModel> {
   const viewer = catalogueAdmin(ctx);
-  const provider = checkedName(input.provider, "provider", 100);
-  const name = checkedName(input.name, "name", 200);
+  const provider = trimmedText(input.provider, "provider", 100);
+  const name = trimmedText(input.name, "name", 200);
   if (input.contextWindow != null && input.contextWindow <= 0) {
     throw new BadUserInputError("contextWindow must be greater than 0", { field: "contextWindow" });
   }

@@ -11,7 +11,7 @@ import type { Actor } from "../actor";
 import { viewerOf, isAdmin } from "../user/viewer";
 import { Role } from "../user/role.enum";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
-import { checkJson, checkText } from "../../graphql/json-input";
+import { checkJson, trimmedText } from "../../graphql/json-input";
 import { getConversation } from "../conversation/conversation.service";
 import type { Conversation } from "../conversation/conversation.model";
 import { AiRequest } from "./ai-request.model";
@@ -23,13 +23,7 @@ import { AiRequestKind, AiRequestStatus } from "./usage.enums";
 const FUTURE_SLACK_MS = 60_000;
 const SNOWFLAKE = /^\d{1,25}$/;
 
-function text(value: string | null | undefined, field: string, max: number): string | null {
-  if (value == null) return null;
-  checkText(value, field);
-  const trimmed = value.trim();
-  if (trimmed.length < 1 || trimmed.length > max) throw new BadUserInputError(`${field} must be 1 to ${max} characters`, { field });
-  return trimmed;
-}
+const text = (value: string | null | undefined, field: string, max: number): string | null => (value == null ? null : trimmedText(value, field, max));
 
 function count(value: number | null | undefined, field: string): number {
   if (value != null && value < 0) throw new BadUserInputError(`${field} must be 0 or more`, { field });

@@ -1,6 +1,6 @@
 /**
  * Budgets: admins set them (for a user or a Discord guild), members read their own status, and a service granted
- * the DISCORD origin reads guilds'. A budget's spend of its current period is kept by the ledger (budget.sql.ts);
+ * the DISCORD origin reads guilds' and Discord users'. A budget's spend of its current period is kept by the ledger (budget.sql.ts);
  * setting a budget counts what the ledger already holds for the current period, so one set mid-month starts
  * where the spend stands, not at 0.
  */
@@ -117,7 +117,11 @@ export async function budgetStatus(ctx: Actor, subject: { userId?: string | null
     }
   }
   const userId = subject.guildId ? null : (subject.userId ?? viewer.id);
-  if (userId && userId !== viewer.id && !isAdmin(viewer)) throw new ForbiddenError("You see your own budget only");
+  if (userId && userId !== viewer.id && !isAdmin(viewer)) {
+    // The Discord adapter answers /parley usage for the Discord user who asks: a service that may act for Discord users.
+    const user = viewer.role === Role.SERVICE ? await ctx.loaders.userById.load(userId) : undefined;
+    if (!user?.discordId || !(await mayActFor(ctx, ConversationOrigin.DISCORD))) throw new ForbiddenError("You see your own budget only");
+  }
   const row = await ctx.db.knex("user_budgets as b")
     .where(userId ? { "b.userId": userId } : { "b.guildId": subject.guildId })
     .first(ctx.db.knex.raw(STANDING));

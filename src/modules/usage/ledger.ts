@@ -19,10 +19,7 @@ import type { Knex } from "knex";
 import { snakeCaseMappers } from "objection";
 import { priceInForceSql } from "./ai-model.service";
 import { budgetCtes } from "./budget.sql";
-import { EVENTS_CHANNEL } from "../../db/notifications";
-
-/** NOTIFY of a new alert row (the live hub routes { t: "alert" } to alertRaised subscribers). */
-const alertNotifySql = (row: string) => `pg_notify('${EVENTS_CHANNEL}', json_build_object('t', 'alert', 'a', ${row}.id, 'u', ${row}.user_id)::text)`;
+import { alertRaisedSql } from "../live/live.hub";
 
 /** The columns of ai_requests that a writer gives (the rest come from the database). */
 export interface LedgerEntry {
@@ -94,7 +91,7 @@ export function ledgerCtes(knex: Knex, source: Knex.Raw): [string, Knex.Raw][] {
         on conflict (reported_by, request_id) do nothing
         returning *`),
     ],
-    ...budgetCtes(alertNotifySql).map(([name, sql]): [string, Knex.Raw] => [name, knex.raw(sql)]),
+    ...budgetCtes(alertRaisedSql).map(([name, sql]): [string, Knex.Raw] => [name, knex.raw(sql)]),
     [
       "ledger_rollup",
       knex.raw(`insert into cost_tracking as c (period, period_start, user_id, model, guild_id, ${SUMMED.join(", ")})
