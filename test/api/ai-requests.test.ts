@@ -57,8 +57,14 @@ describe("recordAiRequest", () => {
     // No cached price from June: the cached part at the input price.
     expect(july).toMatchObject({ costUsd: 0.006, costSource: "CATALOG" });
     expect((await record({ requestId: "r-given", conversationId: c, model: "gpt-x", promptTokens: 10, costUsd: 0.5 })).costSource).toBe("GIVEN");
-    expect(await record({ requestId: "r-unknown", conversationId: c, model: "nobody-prices-me", promptTokens: 10 })).toMatchObject({ costUsd: null, costSource: "UNKNOWN" });
-    expect(await record({ requestId: "r-twin", conversationId: c, model: "twin", promptTokens: 1000000 })).toMatchObject({ costSource: "UNKNOWN" });
+    // A model the catalogue knows but has no price for (yet): recorded, UNKNOWN.
+    await app.database.db.knex("ai_models").insert({ provider: "x", name: "unpriced" });
+    expect(await record({ requestId: "r-unpriced", conversationId: c, model: "unpriced", promptTokens: 10 })).toMatchObject({ costUsd: null, costSource: "UNKNOWN" });
+    // One it does not know, or a name two providers share without the provider: the worker must say more.
+    expect(await app.errorCode(RECORD, { input: { requestId: "r-unknown", conversationId: c, model: "nobody-knows-me", promptTokens: 10 } }, worker.token)).toBe("BAD_USER_INPUT");
+    expect(await app.errorCode(RECORD, { input: { requestId: "r-twin", conversationId: c, model: "twin", promptTokens: 10 } }, worker.token)).toBe("BAD_USER_INPUT");
+    // With the cost given, any model goes.
+    expect(await record({ requestId: "r-unknown-given", conversationId: c, model: "nobody-knows-me", costUsd: 0.01 })).toMatchObject({ costSource: "GIVEN" });
     expect(await record({ requestId: "r-twin-a", conversationId: c, model: "twin", provider: "a", promptTokens: 1000000 })).toMatchObject({ costUsd: 1, costSource: "CATALOG" });
   });
 

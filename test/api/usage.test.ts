@@ -44,6 +44,7 @@ beforeAll(async () => {
     conversations.push((await app.ok(`mutation { createConversation(input: { title: "c" }) { id } }`, {}, member.token)).createConversation.id);
   }
   const knex = app.database.db.knex;
+  await knex("ai_models").insert({ provider: "p", name: "gamma" }); // known, never priced: its calls are UNKNOWN
   for (const [name, input, output] of [["alpha", 3, 15], ["beta", 0.15, 0.6]] as const) {
     const [model] = await knex("ai_models").insert({ provider: "p", name }).returning("id");
     await knex("ai_model_prices").insert({ modelId: model.id, effectiveFrom: new Date(DAY - 86_400_000), inputPerMillion: input, outputPerMillion: output, cachedInputPerMillion: input / 10 });

@@ -7,6 +7,7 @@
  * Assistant messages written with usage record their ledger row themselves (message.service.ts,
  * stream.service.ts): one source of truth, in the message's own statement or transaction.
  */
+import type { Knex } from "knex";
 import type { Actor } from "../actor";
 import { viewerOf, isAdmin } from "../user/viewer";
 import { Role } from "../user/role.enum";
@@ -114,6 +115,20 @@ function sameCall(row: AiRequest, entry: LedgerEntry): boolean {
   );
 }
 
+/**
+ * A call to be priced from the catalogue must name a model it knows (unambiguously): a worker reporting an
+ * unknown one learns at once to add it or to give the cost, rather than filling the ledger with UNKNOWN rows.
+ * A known model without a price in force at the call's time is recorded as UNKNOWN.
+ */
+async function assertCatalogued(knex: Knex, entry: Pick<LedgerEntry, "model" | "provider">): Promise<void> {
+  const models: { provider: string }[] = await knex("aiModels").where({ name: entry.model }).select("provider");
+  const matching = entry.provider ? models.filter((model) => model.provider === entry.provider) : models;
+  if (matching.length === 0) {
+    throw new BadUserInputError(`The catalogue has no model ${entry.provider ? `${entry.provider}/` : ""}${entry.model}: add it (upsertAiModel) or give costUsd`, { field: "model" });
+  }
+  if (matching.length > 1) throw new BadUserInputError(`Several providers have a model named ${entry.model}: give provider`, { field: "provider" });
+}
+
 export async function recordAiRequest(ctx: Actor, input: RecordAiRequestInput): Promise<AiRequest> {
   const viewer = viewerOf(ctx);
   if (viewer.role === Role.MEMBER) throw new ForbiddenError("Model calls are reported by services and admins");
@@ -128,6 +143,7 @@ export async function recordAiRequest(ctx: Actor, input: RecordAiRequestInput): 
     guildId: input.guildId ?? conversation?.discordGuildId ?? null,
   };
   const knex = ctx.db.knex;
+  if (entry.costUsd == null) await assertCatalogued(knex, entry);
   const query = knex.queryBuilder();
   for (const [name, statement] of ledgerCtes(knex, entrySource(knex, entry))) query.with(name, statement);
   const [row] = await query.select("*").from("ledger_row");
