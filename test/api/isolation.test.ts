@@ -15,6 +15,16 @@ let conversationId: string;
 let messageId: string;
 let transcriptId: string;
 let aliceKeyId: string;
+let admin: TestUser;
+let modelId: string;
+let budgetId: string;
+let alertId: string;
+
+/** Until this process's live hub holds `count` streams (a subscription is in place). */
+async function streamsOpen(count: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (app.server.live.size < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+}
 
 /** Everything of Alice's an outsider could try to change: her conversation, her role and status, her keys. */
 async function aliceView() {
@@ -162,6 +172,62 @@ const cases: Record<string, () => Promise<void>> = {
     refusedWithoutEffect(`mutation($c: UUID!) { recordDiscordEdit(input: { conversationId: $c, discordMessageId: "1", content: "pwned" }) { id } }`, { c: conversationId }, "FORBIDDEN"),
   "Mutation.recordDiscordDeletion": () =>
     refusedWithoutEffect(`mutation($c: UUID!) { recordDiscordDeletion(input: { conversationId: $c, discordMessageId: "1" }) { id } }`, { c: conversationId }, "FORBIDDEN"),
+  // Usage, budgets and alerts: Alice has spend, a budget and an alert (beforeAll); Bob gets none of them.
+  "Query.models": async () => {
+    const { models } = await app.ok(`{ models(includeRetired: true) { id name } }`, {}, bob.token);
+    expect(models.map((model: { id: string }) => model.id)).toContain(modelId); // the catalogue is everyone's
+  },
+  "Mutation.upsertAiModel": () =>
+    refusedWithoutEffect(`mutation { upsertAiModel(input: { provider: "p", name: "iso", price: { inputPerMillion: 0, outputPerMillion: 0 } }) { id } }`, {}, "FORBIDDEN"),
+  "Mutation.retireAiModel": () => refusedWithoutEffect(`mutation($id: UUID!) { retireAiModel(id: $id) { id } }`, { id: modelId }, "FORBIDDEN"),
+  "Mutation.recordAiRequest": () =>
+    refusedWithoutEffect(
+      `mutation($c: UUID!, $u: UUID!) { recordAiRequest(input: { requestId: "bob", conversationId: $c, userId: $u, model: "iso-model", costUsd: 99 }) { id } }`,
+      { c: conversationId, u: alice.user.id },
+      "FORBIDDEN",
+    ),
+  "Query.usage": async () => {
+    const range = { from: "2000-01-01T00:00:00Z", to: "2100-01-01T00:00:00Z" };
+    await refusedWithoutEffect(`query($f: UsageFilter!) { usage(filter: $f, period: MONTH) { costUsd } }`, { f: { ...range, userId: alice.user.id } }, "FORBIDDEN");
+    const { usage } = await app.ok(`query($f: UsageFilter!) { usage(filter: $f, period: MONTH) { costUsd } }`, { f: { ...range, conversationId } }, bob.token);
+    expect(usage).toEqual([]);
+  },
+  "Query.budgetStatus": async () => {
+    await refusedWithoutEffect(`query($u: UUID!) { budgetStatus(userId: $u) { spentUsd } }`, { u: alice.user.id }, "FORBIDDEN");
+    expect((await app.ok(`{ budgetStatus { spentUsd } }`, {}, bob.token)).budgetStatus).toBeNull();
+  },
+  "Mutation.setBudget": () =>
+    refusedWithoutEffect(`mutation($u: UUID!) { setBudget(input: { userId: $u, period: DAILY, limitUsd: 0.01, enforcement: HARD }) { id } }`, { u: alice.user.id }, "FORBIDDEN"),
+  "Mutation.deleteBudget": () => refusedWithoutEffect(`mutation($id: UUID!) { deleteBudget(id: $id) }`, { id: budgetId }, "FORBIDDEN"),
+  "Query.alerts": async () => {
+    const { alerts } = await app.ok(`{ alerts { totalCount edges { node { id } } } }`, {}, bob.token);
+    expect(JSON.stringify(alerts)).not.toContain(alertId);
+  },
+  "Mutation.raiseAlert": () =>
+    refusedWithoutEffect(`mutation($u: UUID!) { raiseAlert(input: { severity: CRITICAL, source: "bob", message: "boo", userId: $u }) { id } }`, { u: alice.user.id }, "FORBIDDEN"),
+  "Mutation.acknowledgeAlert": () => refusedWithoutEffect(`mutation($id: UUID!) { acknowledgeAlert(id: $id) { id } }`, { id: alertId }, "FORBIDDEN"),
+  "Mutation.resolveAlert": () => refusedWithoutEffect(`mutation($id: UUID!) { resolveAlert(id: $id) { id } }`, { id: alertId }, "FORBIDDEN"),
+  "Subscription.alertRaised": async () => {
+    // Bob's stream gets the alert about him, and none of the one about Alice raised first.
+    const client = createClient({
+      url: `${app.url.replace("http", "ws")}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${bob.token}` },
+      retryAttempts: 0,
+    });
+    try {
+      const streams = app.server.live.size;
+      const first = client.iterate({ query: `subscription { alertRaised { userId message } }` }).next();
+      await streamsOpen(streams + 1);
+      const RAISE = `mutation($u: UUID!, $m: String!) { raiseAlert(input: { severity: INFO, source: "test", message: $m, userId: $u }) { id } }`;
+      await app.ok(RAISE, { u: alice.user.id, m: "about alice" }, admin.token);
+      await app.ok(RAISE, { u: bob.user.id, m: "about bob" }, admin.token);
+      const { value } = await first;
+      expect(value?.data).toEqual({ alertRaised: { userId: bob.user.id, message: "about bob" } });
+    } finally {
+      await client.dispose();
+    }
+  },
 };
 
 beforeAll(async () => {
@@ -184,6 +250,23 @@ beforeAll(async () => {
   );
   expect(createTranscript.status).toBe("READY");
   transcriptId = createTranscript.id;
+  admin = await app.makeUser(Role.ADMIN, "admin");
+  ({ upsertAiModel: { id: modelId } } = await app.ok(
+    `mutation { upsertAiModel(input: { provider: "p", name: "iso-model", price: { inputPerMillion: 1, outputPerMillion: 1 } }) { id } }`,
+    {},
+    admin.token,
+  ));
+  await app.ok(
+    `mutation($c: UUID!) { recordAiRequest(input: { requestId: "alice-spend", conversationId: $c, model: "iso-model", promptTokens: 1000000 }) { id } }`,
+    { c: conversationId },
+    admin.token,
+  );
+  ({ setBudget: { id: budgetId } } = await app.ok(`mutation($u: UUID!) { setBudget(input: { userId: $u, period: MONTHLY, limitUsd: 5 }) { id } }`, { u: alice.user.id }, admin.token));
+  ({ raiseAlert: { id: alertId } } = await app.ok(
+    `mutation($u: UUID!) { raiseAlert(input: { severity: WARNING, source: "test", message: "alice only", userId: $u }) { id } }`,
+    { u: alice.user.id },
+    admin.token,
+  ));
 });
 afterAll(() => app.dispose());
 
