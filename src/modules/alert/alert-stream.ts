@@ -10,27 +10,19 @@
  */
 import type { Actor } from "../actor";
 import { isAdmin, viewerOf } from "../user/viewer";
-import { ServiceUnavailableError } from "../../graphql/errors";
 import { AlertBell, ALL_ALERTS } from "../live/live.hub";
 import { liveHubOf, PAGE } from "../live/message-stream";
-import { LiveStream, StreamError } from "../live/live-stream";
+import { openLiveStream, StreamError } from "../live/live-stream";
 import type { SystemAlert } from "./alert.model";
 import { visibleAlerts } from "./alert.service";
 
 /** How far back a re-check looks beyond the last one: an alert's createdAt is its transaction's start, not its commit. */
 const RECHECK_MARGIN_MS = 60_000;
 
-/** Alert streams start over rather than resume: the resume error says to reload with `alerts`. */
-class AlertLiveStream extends LiveStream {
-  override resumeError(cause: ServiceUnavailableError): ServiceUnavailableError {
-    return new ServiceUnavailableError(`${cause.message}. Live delivery stopped: subscribe again, then reload with alerts`, String(cause.extensions.reason));
-  }
-}
-
 export async function subscribeAlertRaised(ctx: Actor): Promise<AsyncIterableIterator<SystemAlert | StreamError>> {
   const viewer = viewerOf(ctx);
   const hub = liveHubOf(ctx);
-  const live = (ctx.liveStream = new AlertLiveStream(false, null, ctx.config.liveRetrySeconds));
+  const live = openLiveStream(ctx, { reload: "with alerts" }); // no seq to resume after: start over
   const knex = ctx.db.knex;
   const bell = new AlertBell();
   const unwatch = hub.watchAlerts(isAdmin(viewer) ? ALL_ALERTS : viewer.id, bell);

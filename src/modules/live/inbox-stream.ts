@@ -33,7 +33,7 @@ const change = (conversationId: string, conversation: Conversation | null): Conv
 export async function subscribeConversationsChanged(ctx: Actor): Promise<AsyncIterableIterator<ConversationChange | StreamError>> {
   const viewer = viewerOf(ctx);
   const hub = liveHubOf(ctx);
-  const live = openLiveStream(ctx, false, null);
+  const live = openLiveStream(ctx, { reload: "the list with conversations" });
   const knex = ctx.db.knex;
   const bell = new InboxBell();
   const unwatch = hub.watchInbox(viewer.id, bell);

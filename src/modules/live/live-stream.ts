@@ -45,11 +45,14 @@ export class LiveStream {
   private retryMs = FIRST_RETRY_MS;
   private stopper: (() => void) | undefined;
 
-  /** `resumable`: the stream continues after a seq (conversation streams), else it starts over (the inbox). */
+  /**
+   * `reload`: for a stream that starts over rather than resuming after a seq (the inbox, alerts), how a client
+   * reloads after subscribing again ("with alerts"); undefined for a conversation stream, which resumes with afterSeq.
+   */
   constructor(
-    readonly resumable: boolean,
     position: number | null,
     private readonly retrySeconds: number,
+    private readonly reload?: string,
   ) {
     this.delivered = this.pending = position;
   }
@@ -72,9 +75,7 @@ export class LiveStream {
   /** The error that ends the stream because of `cause`, saying where to resume. */
   resumeError(cause: ServiceUnavailableError): ServiceUnavailableError {
     const { reason } = cause.extensions;
-    if (!this.resumable) {
-      return new ServiceUnavailableError(`${cause.message}. Live delivery stopped: subscribe again, then reload the list with conversations`, String(reason));
-    }
+    if (this.reload) return new ServiceUnavailableError(`${cause.message}. Live delivery stopped: subscribe again, then reload ${this.reload}`, String(reason));
     const resume = this.delivered === null ? "subscribe again" : `subscribe again with afterSeq: ${this.delivered}`;
     return new ServiceUnavailableError(`${cause.message}. Live delivery stopped: ${resume}`, String(reason), { lastSeq: this.delivered });
   }
@@ -123,9 +124,12 @@ export class LiveStream {
   }
 }
 
-/** Creates a stream's handle and puts it on the subscription's context, where the transport finds it. */
-export function openLiveStream(ctx: Actor, resumable: boolean, position: number | null): LiveStream {
-  const stream = new LiveStream(resumable, position, ctx.config.liveRetrySeconds);
+/**
+ * Creates a stream's handle and puts it on the subscription's context, where the transport finds it: one that
+ * resumes after `position` (a seq; null: not known yet), or, with `reload`, one that starts over (see LiveStream).
+ */
+export function openLiveStream(ctx: Actor, start: { position: number | null } | { reload: string }): LiveStream {
+  const stream = "reload" in start ? new LiveStream(null, ctx.config.liveRetrySeconds, start.reload) : new LiveStream(start.position, ctx.config.liveRetrySeconds);
   ctx.liveStream = stream;
   return stream;
 }

@@ -43,7 +43,7 @@ export async function openConversationStream<T>(
 ): Promise<AsyncIterableIterator<T | StreamError>> {
   if (afterSeq != null && afterSeq < 0) throw new BadUserInputError("afterSeq must be 0 or more", { field: "afterSeq" });
   const hub = liveHubOf(ctx);
-  const live = openLiveStream(ctx, true, afterSeq ?? null);
+  const live = openLiveStream(ctx, { position: afterSeq ?? null });
   await getConversation(ctx, conversationId); // NOT_FOUND before anything is streamed
   const knex = ctx.db.knex;
   const bell = new Doorbell();
