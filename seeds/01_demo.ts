@@ -8,7 +8,7 @@ import type { Knex } from "knex";
 import { loadConfig, type EncryptionConfig } from "../src/config";
 import { generateKey } from "../src/modules/api-key/api-key.service";
 import { storedContent } from "../src/modules/message/encryption";
-import { entrySource, ledgerCtes, type LedgerEntry } from "../src/modules/usage/ledger";
+import { insertLedgerEntry, type LedgerEntry } from "../src/modules/usage/ledger";
 
 const ids = {
   ada: "00000000-0000-4000-8000-00000000000a",
@@ -204,9 +204,5 @@ async function seedUsage(trx: Knex.Transaction, now: number): Promise<void> {
       }));
     }
   }
-  for (const entry of calls) {
-    const query = trx.queryBuilder();
-    for (const [name, statement] of ledgerCtes(trx, entrySource(trx, entry))) query.with(name, statement);
-    await query.select(trx.raw("1")).from("ledger_row");
-  }
+  for (const entry of calls) await insertLedgerEntry(trx, entry);
 }

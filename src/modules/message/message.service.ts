@@ -21,7 +21,7 @@ import { messageText, storedContent } from "./encryption";
 import { plainColumns } from "../../db/embed";
 import { prepared } from "../../db/prepared";
 import { messageAddedSql, publishMessageAdded } from "../live/live.hub";
-import { ledgerDocument, withLedger, type LedgerEntry } from "../usage/ledger";
+import { insertLedgerEntry, ledgerDocument, withLedger, type LedgerEntry } from "../usage/ledger";
 import { AiRequestKind, AiRequestStatus } from "../usage/usage.enums";
 import { noExhaustedBudget } from "../usage/budget.sql";
 import { assertWithinBudget } from "../usage/budget.service";
@@ -293,9 +293,7 @@ export async function recordMessageUsage(
     guildId: conversation.discordGuildId,
     occurredAt, // null: now, the statement's time
   };
-  await withLedger(trx, trx.queryBuilder(), trx.raw("select * from jsonb_populate_record(null::ai_requests, ?::jsonb)", [ledgerDocument(entry)]))
-    .select(trx.raw("1"))
-    .from("ledger_row");
+  await insertLedgerEntry(trx, entry);
 }
 
 /** The message an earlier request with this requestId created, if the viewer may read the conversation. */

@@ -17,7 +17,7 @@ import { getConversation } from "../conversation/conversation.service";
 import type { Conversation } from "../conversation/conversation.model";
 import { AiRequest } from "./ai-request.model";
 import type { RecordAiRequestInput } from "./ai-request.input";
-import { entrySource, ledgerCtes, type LedgerEntry } from "./ledger";
+import { insertLedgerEntry, type LedgerEntry } from "./ledger";
 import { AiRequestKind, AiRequestStatus } from "./usage.enums";
 
 /** How far in the future a call's time may be (clock skew between a worker and the database). */
@@ -144,9 +144,7 @@ export async function recordAiRequest(ctx: Actor, input: RecordAiRequestInput): 
   };
   const knex = ctx.db.knex;
   if (entry.costUsd == null) await assertCatalogued(knex, entry);
-  const query = knex.queryBuilder();
-  for (const [name, statement] of ledgerCtes(knex, entrySource(knex, entry))) query.with(name, statement);
-  const [row] = await query.select("*").from("ledger_row");
+  const row = await insertLedgerEntry(knex, entry);
   if (row) return AiRequest.fromDatabaseJson(row);
   // On the ledger already (a retry, or a concurrent twin that committed first): that row, if it is the same call.
   const earlier = await AiRequest.query(knex).findOne({ reportedBy: viewer.id, requestId: entry.requestId });

@@ -54,10 +54,6 @@ export function ledgerDocument(entry: Partial<LedgerEntry>): string {
   return JSON.stringify(toColumns(entry as Record<string, unknown>));
 }
 
-/** A `source` of one given entry. */
-export function entrySource(knex: Knex, entry: LedgerEntry): Knex.Raw {
-  return knex.raw("select * from jsonb_populate_record(null::ai_requests, ?::jsonb)", [ledgerDocument(entry)]);
-}
 
 const COLUMNS = [
   "request_id", "user_id", "reported_by", "conversation_id", "message_id", "guild_id", "provider", "model", "kind",
@@ -67,7 +63,7 @@ const COLUMNS = [
 const SUMMED = ["requests", "errors", "unpriced", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms_sum", "latency_count"];
 
 /** The CTEs (name, statement) of one ledger write whose row `source` selects; the new row is `ledger_row`. */
-export function ledgerCtes(knex: Knex, source: Knex.Raw): [string, Knex.Raw][] {
+function ledgerCtes(knex: Knex, source: Knex.Raw): [string, Knex.Raw][] {
   return [
     ["ledger_input", source],
     [
@@ -110,4 +106,14 @@ export function ledgerCtes(knex: Knex, source: Knex.Raw): [string, Knex.Raw][] {
 export function withLedger(knex: Knex, query: Knex.QueryBuilder, source: Knex.Raw): Knex.QueryBuilder {
   for (const [name, statement] of ledgerCtes(knex, source)) query.with(name, statement);
   return query;
+}
+
+/**
+ * Puts one entry on the ledger as a statement of its own (with its budgets, alerts and roll-ups); resolves to
+ * the new row, or undefined when (reportedBy, requestId) was on the ledger already.
+ */
+export async function insertLedgerEntry(knex: Knex, entry: LedgerEntry): Promise<Record<string, unknown> | undefined> {
+  const source = knex.raw("select * from jsonb_populate_record(null::ai_requests, ?::jsonb)", [ledgerDocument(entry)]);
+  const [row] = await withLedger(knex, knex.queryBuilder(), source).select("*").from("ledger_row");
+  return row;
 }
