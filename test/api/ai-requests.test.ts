@@ -138,6 +138,21 @@ describe("messages written with usage", () => {
     expect(await ledgerOf(plain.addMessage.id)).toEqual([]);
   });
 
+  it("put an encrypted assistant message's call on the ledger in its transaction, once", async () => {
+    const encrypted = await createTestApp({ MESSAGE_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString("base64")}` }, app.database);
+    try {
+      const c = await conversationOf(alice);
+      const input = { conversationId: c, role: "ASSISTANT", content: "secret reply", requestId: "enc-1", model: "gpt-x", completionTokens: 100 };
+      const [first, again] = [await encrypted.ok(ADD, { input }, worker.token), await encrypted.ok(ADD, { input }, worker.token)];
+      expect(again.addMessage.id).toBe(first.addMessage.id);
+      expect(await ledgerOf(first.addMessage.id)).toEqual([
+        { requestId: `message:${first.addMessage.id}`, userId: alice.user.id, reportedBy: worker.user.id, costSource: "catalog", promptTokens: 0 },
+      ]);
+    } finally {
+      await encrypted.dispose();
+    }
+  });
+
   it("put a streamed reply's usage on the ledger when it completes, once", async () => {
     const c = await conversationOf(alice);
     const { startMessage } = await app.ok(`mutation($c: UUID!) { startMessage(input: { conversationId: $c, model: "gpt-x" }) { id } }`, { c }, worker.token);
