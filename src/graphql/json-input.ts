@@ -43,3 +43,8 @@ export function trimmedText(value: string, field: string, max: number): string {
   checkText(trimmed, field);
   return trimmed;
 }
+
+/** A Discord id (snowflake: digits), such as a guild's. */
+export function checkDiscordId(value: string, field: string): void {
+  if (!/^\d{1,25}$/.test(value)) throw new BadUserInputError(`${field} must be a Discord id (digits)`, { field });
+}

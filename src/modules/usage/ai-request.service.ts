@@ -12,7 +12,7 @@ import type { Actor } from "../actor";
 import { viewerOf, isAdmin } from "../user/viewer";
 import { Role } from "../user/role.enum";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
-import { checkJson, trimmedText } from "../../graphql/json-input";
+import { checkDiscordId, checkJson, trimmedText } from "../../graphql/json-input";
 import { getConversation } from "../conversation/conversation.service";
 import type { Conversation } from "../conversation/conversation.model";
 import { AiRequest } from "./ai-request.model";
@@ -22,7 +22,6 @@ import { AiRequestKind, AiRequestStatus } from "./usage.enums";
 
 /** How far in the future a call's time may be (clock skew between a worker and the database). */
 const FUTURE_SLACK_MS = 60_000;
-const SNOWFLAKE = /^\d{1,25}$/;
 
 const text = (value: string | null | undefined, field: string, max: number): string | null => (value == null ? null : trimmedText(value, field, max));
 
@@ -51,7 +50,7 @@ function checked(input: RecordAiRequestInput) {
     throw new BadUserInputError("timeToFirstTokenMs must not exceed latencyMs", { field: "timeToFirstTokenMs" });
   }
   if (input.costUsd != null && !(Number.isFinite(input.costUsd) && input.costUsd >= 0)) throw new BadUserInputError("costUsd must be 0 or more", { field: "costUsd" });
-  if (input.guildId != null && !SNOWFLAKE.test(input.guildId)) throw new BadUserInputError("guildId must be a Discord id (digits)", { field: "guildId" });
+  if (input.guildId != null) checkDiscordId(input.guildId, "guildId");
   if (input.metadata != null) checkJson(input.metadata, "metadata", "object");
   if (input.occurredAt && input.occurredAt.getTime() > Date.now() + FUTURE_SLACK_MS) {
     throw new BadUserInputError("occurredAt must not be in the future", { field: "occurredAt" });

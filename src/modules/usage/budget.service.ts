@@ -11,6 +11,7 @@ import { isAdmin, viewerOf } from "../user/viewer";
 import { Role } from "../user/role.enum";
 import { BadUserInputError, BudgetExceededError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { mayActFor } from "../access/access.service";
+import { checkDiscordId } from "../../graphql/json-input";
 import { ConversationOrigin } from "../conversation/conversation.enums";
 import { audit } from "../audit/audit.service";
 import { Budget, BudgetStatus } from "./budget.model";
@@ -18,7 +19,6 @@ import type { SetBudgetInput } from "./budget.input";
 import { BudgetEnforcement } from "./budget.enums";
 import { exhausted, periodEnd, periodStartAt } from "./budget.sql";
 
-const SNOWFLAKE = /^\d{1,25}$/;
 const fromColumns = snakeCaseMappers().parse;
 
 function isTimeZone(zone: string): boolean {
@@ -32,7 +32,7 @@ function isTimeZone(zone: string): boolean {
 
 function checked(input: SetBudgetInput) {
   if (!input.userId === !input.guildId) throw new BadUserInputError("Give userId or guildId, one of the two", { field: "userId" });
-  if (input.guildId && !SNOWFLAKE.test(input.guildId)) throw new BadUserInputError("guildId must be a Discord id (digits)", { field: "guildId" });
+  if (input.guildId) checkDiscordId(input.guildId, "guildId");
   const timeZone = input.timeZone ?? "UTC";
   if (!isTimeZone(timeZone)) throw new BadUserInputError(`Unknown time zone "${timeZone.slice(0, 64)}": use an IANA name such as Europe/Lisbon`, { field: "timeZone" });
   if (!(Number.isFinite(input.limitUsd) && input.limitUsd > 0 && input.limitUsd < 1e12)) throw new BadUserInputError("limitUsd must be more than 0", { field: "limitUsd" });
@@ -111,7 +111,7 @@ export async function budgetStatus(ctx: Actor, subject: { userId?: string | null
   const viewer = viewerOf(ctx);
   if (subject.userId && subject.guildId) throw new BadUserInputError("Give userId or guildId, not both", { field: "guildId" });
   if (subject.guildId) {
-    if (!SNOWFLAKE.test(subject.guildId)) throw new BadUserInputError("guildId must be a Discord id (digits)", { field: "guildId" });
+    checkDiscordId(subject.guildId, "guildId");
     if (!isAdmin(viewer) && !(viewer.role === Role.SERVICE && (await mayActFor(ctx, ConversationOrigin.DISCORD)))) {
       throw new ForbiddenError("A guild's budget is for admins and services granted the DISCORD origin");
     }
