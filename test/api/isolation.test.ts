@@ -3,10 +3,9 @@
  * have an outsider case here; the first test fails when a new field is added without one.
  */
 import { getIntrospectionQuery } from "graphql";
-import WebSocket from "ws";
-import { createClient } from "graphql-ws";
 import { Role } from "../../src/modules/user/role.enum";
 import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
+import { wsClient } from "../helpers/live";
 
 let app: TestApp;
 let alice: TestUser; // the owner
@@ -47,12 +46,7 @@ async function refusedWithoutEffect(query: string, variables: Record<string, unk
 
 /** The first result of a subscription over graphql-ws, as `token`'s user. */
 async function firstEvent(query: string, variables: Record<string, unknown>, token: string) {
-  const client = createClient({
-    url: `${app.url.replace("http", "ws")}/graphql`,
-    webSocketImpl: WebSocket,
-    connectionParams: { authorization: `Bearer ${token}` },
-    retryAttempts: 0,
-  });
+  const client = wsClient(app.url, token);
   try {
     for await (const result of client.iterate({ query, variables })) return result;
     throw new Error("the subscription ended without a result");
@@ -142,17 +136,11 @@ const cases: Record<string, () => Promise<void>> = {
   },
   "Subscription.conversationsChanged": async () => {
     // Bob's stream gets his own change, and none of the change Alice makes first.
-    const client = createClient({
-      url: `${app.url.replace("http", "ws")}/graphql`,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${bob.token}` },
-      retryAttempts: 0,
-    });
+    const client = wsClient(app.url, bob.token);
     try {
       const events = client.iterate({ query: `subscription { conversationsChanged { conversationId conversation { title } } }` });
       const first = events.next();
-      const deadline = Date.now() + 30_000;
-      while (app.server.live.size === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await streamsOpen(1);
       await app.ok(`mutation($id: UUID!) { updateConversation(id: $id, input: { title: "private" }) { id } }`, { id: conversationId }, alice.token);
       await app.ok(`mutation { createConversation(input: { title: "bob's own" }) { id } }`, {}, bob.token);
       const { value } = await first;
@@ -209,12 +197,7 @@ const cases: Record<string, () => Promise<void>> = {
   "Mutation.resolveAlert": () => refusedWithoutEffect(`mutation($id: UUID!) { resolveAlert(id: $id) { id } }`, { id: alertId }, "FORBIDDEN"),
   "Subscription.alertRaised": async () => {
     // Bob's stream gets the alert about him, and none of the one about Alice raised first.
-    const client = createClient({
-      url: `${app.url.replace("http", "ws")}/graphql`,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${bob.token}` },
-      retryAttempts: 0,
-    });
+    const client = wsClient(app.url, bob.token);
     try {
       const streams = app.server.live.size;
       const first = client.iterate({ query: `subscription { alertRaised { userId message } }` }).next();
