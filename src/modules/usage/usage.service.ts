@@ -48,7 +48,7 @@ interface Plan {
   filter: UsageFilter;
   period: UsagePeriod;
   groups: UsageGroupBy[];
-  /** The only user whose calls count (members); undefined: as the filter says. */
+  /** The only user whose calls count: the filter's, or a member's own; undefined: everyone's. */
   userId: string | undefined;
 }
 
@@ -104,8 +104,7 @@ function bucket(row: Record<string, unknown>, groups: UsageGroupBy[]): UsageBuck
   });
 }
 
-/** The grouping columns, then the bucket's start, as select and group-by/order-by lists. */
-/** `groups`: [column name in the answer, SQL expression] pairs. */
+/** The bucket's start, then the grouping columns (`groups`: [name in the answer, SQL expression] pairs), as select and group-by/order-by lists. */
 function grouped(query: Knex.QueryBuilder, knex: Knex, period: UsagePeriod, time: string, groups: [string, string][]): Knex.QueryBuilder {
   // The period is one of the enum's values, written into the text: a bound parameter in both the select and
   // the group by would be two parameters, which PostgreSQL does not take for the same expression.
@@ -113,6 +112,13 @@ function grouped(query: Knex.QueryBuilder, knex: Knex, period: UsagePeriod, time
   query.select({ periodStart: knex.raw(start) }).groupByRaw(start).orderByRaw(start);
   for (const [name, expression] of groups) query.select(knex.raw(`${expression} as ${name}`)).groupByRaw(expression).orderByRaw(expression);
   return query;
+}
+
+/** The user, model and guild filters, on the columns of both sources (`prefix`: the ledger's alias). */
+function narrowed(query: Knex.QueryBuilder, prefix: string, userId: string | undefined, filter: UsageFilter): void {
+  if (userId) query.where(`${prefix}userId`, userId);
+  if (filter.model) query.where(`${prefix}model`, filter.model);
+  if (filter.guildId) query.where(`${prefix}guildId`, filter.guildId);
 }
 
 function rollupQuery(knex: Knex, { filter, period, groups, userId }: Plan): Knex.QueryBuilder {
@@ -126,9 +132,7 @@ function rollupQuery(knex: Knex, { filter, period, groups, userId }: Plan): Knex
       knex.raw("sum(cost_usd) as cost_usd, sum(latency_ms_sum)::numeric / nullif(sum(latency_count), 0) as average_latency_ms"),
       knex.raw("null::numeric as p95_latency_ms"),
     );
-  if (userId ?? filter.userId) query.where("userId", userId ?? filter.userId!);
-  if (filter.model) query.where("model", filter.model);
-  if (filter.guildId) query.where("guildId", filter.guildId);
+  narrowed(query, "", userId, filter);
   return grouped(query, knex, period, "period_start", groups.map((column) => [column, column]));
 }
 
@@ -145,9 +149,7 @@ function ledgerQuery(ctx: Actor, { filter, period, groups, userId }: Plan, scope
       knex.raw("coalesce(sum(r.cost_usd), 0) as cost_usd, avg(r.latency_ms) as average_latency_ms"),
       knex.raw("percentile_cont(0.95) within group (order by r.latency_ms) as p95_latency_ms"),
     );
-  if (userId ?? filter.userId) query.where("r.userId", userId ?? filter.userId!);
-  if (filter.model) query.where("r.model", filter.model);
-  if (filter.guildId) query.where("r.guildId", filter.guildId);
+  narrowed(query, "r.", userId, filter);
   if (filter.conversationId) query.where("r.conversationId", filter.conversationId);
   if (scope) {
     // A service: the calls of conversations it may access, and those it reported itself.
