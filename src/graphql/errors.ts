@@ -152,7 +152,7 @@ export class ServiceUnavailableError extends AppError {
   }
 }
 
-/** SQLSTATEs of a server that is going away, starting up, refusing connections, or cancelled our statement. */
+/** SQLSTATEs of a server that is going away, starting up or refusing connections (57014, a cancelled statement, apart). */
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-5]|53300|53400)$/;
 /** Node socket errors of a connection that could not be made or was cut. */
 const UNAVAILABLE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
@@ -179,15 +179,15 @@ export function unavailableError(error: unknown): ServiceUnavailableError | unde
     return new ServiceUnavailableError("The database took too long to answer (statement timeout); try again", "STATEMENT_TIMEOUT");
   }
   const message = typeof native.message === "string" ? native.message : "";
-  if (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code) || native.name === "KnexTimeoutError" || UNAVAILABLE_MESSAGE.test(message)) {
-    return new ServiceUnavailableError("The database is unavailable; try again shortly", "DATABASE_UNAVAILABLE");
-  }
   // pg reports a failed connect as an AggregateError of its attempts (IPv4 and IPv6) on Node 20+.
   const inner = (native as { errors?: unknown }).errors;
-  if (Array.isArray(inner) && inner.some((each) => unavailableError(each))) {
-    return new ServiceUnavailableError("The database is unavailable; try again shortly", "DATABASE_UNAVAILABLE");
-  }
-  return undefined;
+  const away =
+    UNAVAILABLE_SQLSTATE.test(code) ||
+    UNAVAILABLE_ERRNO.has(code) ||
+    native.name === "KnexTimeoutError" ||
+    UNAVAILABLE_MESSAGE.test(message) ||
+    (Array.isArray(inner) && inner.some((each) => unavailableError(each)));
+  return away ? new ServiceUnavailableError("The database is unavailable; try again shortly", "DATABASE_UNAVAILABLE") : undefined;
 }
 
 /** Maps a database or Objection error to the vocabulary; undefined when it is not one we know. */
