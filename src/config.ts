@@ -88,6 +88,43 @@ export interface Config {
 
   /** Alerts POSTed to an operator's webhook (modules/alert/webhook.ts); undefined (off) unless ALERT_WEBHOOK_URL is set. */
   alertWebhook: AlertWebhookConfig | undefined;
+
+  /** Documents, search, the answer cache (modules/knowledge, modules/search). */
+  knowledge: KnowledgeConfig;
+}
+
+export interface KnowledgeConfig {
+  /** SEARCH_LANGUAGE: the PostgreSQL text search configuration for messages and for documents that name none. @default "english" */
+  searchLanguage: string;
+  /** CHUNK_SIZE: longest chunk Parley cuts from a document's text, in characters. @default 1000 */
+  chunkSize: number;
+  /** CHUNK_OVERLAP: characters a chunk repeats from the end of the one before it. @default 150 */
+  chunkOverlap: number;
+  /** MAX_DOCUMENT_BYTES: largest document text (UTF-8) upsertDocument accepts. @default 2097152 */
+  maxDocumentBytes: number;
+  /** MAX_DOCUMENT_CHUNKS: most chunks one document may have. @default 2000 */
+  maxDocumentChunks: number;
+  /** ANSWER_CACHE_TTL_SECONDS: how long a stored answer is served when storeAnswer names no ttl. @default 86400 */
+  answerCacheTtlSeconds: number;
+  /** ANSWER_CACHE_SIMILARITY: cosine similarity from which a cached question counts as the same question. @default 0.95 */
+  answerCacheSimilarity: number;
+  /** Parley's own calls for embeddings of chunks sent without one; undefined (clients send vectors) unless EMBEDDINGS_URL is set. */
+  embeddings: EmbeddingsConfig | undefined;
+}
+
+export interface EmbeddingsConfig {
+  /** EMBEDDINGS_URL: an OpenAI-compatible API's base URL, /v1 included as in OpenAI clients (`http://host:8080/v1`); Parley POSTs to `<url>/embeddings`. */
+  url: string;
+  /** EMBEDDINGS_API_KEY: sent as the bearer token; unset for a local server that needs none. */
+  apiKey: string | undefined;
+  /** EMBEDDINGS_MODEL (required with the URL): the model asked for, and the one a knowledge base records. */
+  model: string;
+  /** EMBEDDINGS_BATCH_SIZE: texts per request. @default 64 */
+  batchSize: number;
+  /** EMBEDDINGS_TIMEOUT_MS: an attempt without an answer for this long failed. @default 30000 */
+  timeoutMs: number;
+  /** EMBEDDINGS_MAX_ATTEMPTS: attempts per batch (429, 5xx and network errors are retried with backoff). @default 4 */
+  maxAttempts: number;
 }
 
 export interface AlertWebhookConfig {
@@ -343,6 +380,44 @@ function alertWebhookConfig(env: Env): AlertWebhookConfig | undefined {
   };
 }
 
+/** EMBEDDINGS_URL turns Parley's own embedding calls on; the other EMBEDDINGS_* settings are checked only then. */
+function embeddingsConfig(env: Env): EmbeddingsConfig | undefined {
+  const url = env.EMBEDDINGS_URL || undefined;
+  if (!url) return undefined;
+  if (!/^https?:\/\/[^/]/.test(url)) throw new ConfigError(`EMBEDDINGS_URL must be an http(s) URL, got "${url}"`);
+  const model = env.EMBEDDINGS_MODEL ?? "";
+  if (!model.trim()) throw new ConfigError("EMBEDDINGS_URL is set: EMBEDDINGS_MODEL must name the embedding model");
+  return {
+    url: url.replace(/\/+$/, ""),
+    apiKey: env.EMBEDDINGS_API_KEY || undefined,
+    model: model.trim(),
+    batchSize: int(env, "EMBEDDINGS_BATCH_SIZE", 64, 1),
+    timeoutMs: int(env, "EMBEDDINGS_TIMEOUT_MS", 30_000, 100),
+    maxAttempts: int(env, "EMBEDDINGS_MAX_ATTEMPTS", 4, 1),
+  };
+}
+
+function knowledgeConfig(env: Env): KnowledgeConfig {
+  const searchLanguage = env.SEARCH_LANGUAGE || "english";
+  // It is spliced into index definitions as a regconfig literal: a plain identifier only.
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(searchLanguage)) throw new ConfigError(`SEARCH_LANGUAGE must be a text search configuration name such as english or simple, got "${searchLanguage}"`);
+  const chunkSize = int(env, "CHUNK_SIZE", 1000, 100);
+  const chunkOverlap = int(env, "CHUNK_OVERLAP", 150, 0);
+  if (chunkOverlap * 2 > chunkSize) throw new ConfigError("CHUNK_OVERLAP must be at most half of CHUNK_SIZE");
+  const similarity = Number(env.ANSWER_CACHE_SIMILARITY ?? "0.95");
+  if (!(similarity > 0 && similarity <= 1)) throw new ConfigError(`ANSWER_CACHE_SIMILARITY must be a number in (0, 1], got "${env.ANSWER_CACHE_SIMILARITY}"`);
+  return {
+    searchLanguage,
+    chunkSize,
+    chunkOverlap,
+    maxDocumentBytes: int(env, "MAX_DOCUMENT_BYTES", 2 * 1024 * 1024, 1),
+    maxDocumentChunks: int(env, "MAX_DOCUMENT_CHUNKS", 2000, 1),
+    answerCacheTtlSeconds: int(env, "ANSWER_CACHE_TTL_SECONDS", 86_400, 1),
+    answerCacheSimilarity: similarity,
+    embeddings: embeddingsConfig(env),
+  };
+}
+
 /** Builds a Config from an environment (process.env by default). Throws ConfigError on bad values. */
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = oneOf(env, "NODE_ENV", ["development", "production", "test"] as const, "development");
@@ -394,6 +469,7 @@ export function loadConfig(env: Env = process.env): Config {
     transcripts: transcriptConfig(env),
     discord: discordConfig(env),
     alertWebhook: alertWebhookConfig(env),
+    knowledge: knowledgeConfig(env),
   };
   if (config.defaultPageSize > config.maxPageSize) {
     throw new ConfigError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE");

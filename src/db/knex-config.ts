@@ -7,6 +7,7 @@ import { knexSnakeCaseMappers } from "objection";
 import pg from "pg";
 import ClientPgLite from "knex-pglite";
 import { PGlite } from "@electric-sql/pglite";
+import { vector } from "@electric-sql/pglite-pgvector";
 import { type Config, MEMORY_DIR } from "../config";
 import { ExtensionlessMigrationSource, SEEDS_DIR } from "./migration-source";
 import { lockPgliteDir } from "./pglite-lock";
@@ -21,12 +22,15 @@ export interface PgliteHandle {
   release: () => void;
 }
 
+/** pgvector, bundled: the knowledge migration creates the extension. */
+const PGLITE_OPTIONS = { extensions: { vector } };
+
 /** Opens (and locks) the embedded database. The returned handle must be closed with closePglite. */
 export function openPglite(dir: string): PgliteHandle {
-  if (dir === MEMORY_DIR) return { pglite: new PGlite(), release: () => undefined };
+  if (dir === MEMORY_DIR) return { pglite: new PGlite(PGLITE_OPTIONS), release: () => undefined };
   const release = lockPgliteDir(dir);
   try {
-    return { pglite: new PGlite(dir), release };
+    return { pglite: new PGlite(dir, PGLITE_OPTIONS), release };
   } catch (error) {
     release();
     throw error;

@@ -19,10 +19,17 @@ const APP_TABLES = [
   "conversations",
   "cost_tracking",
   "discord_posts",
+  "document_chunks",
+  "documents",
+  "knowledge_bases",
   "message_chunks",
   "messages",
   "metrics",
+  "query_cache",
+  "query_cache_sources",
+  "query_history",
   "rate_limits",
+  "server_configs",
   "service_grants",
   "system_alerts",
   "system_configs",
@@ -414,8 +421,8 @@ describe("the migrated schema", () => {
         expect({ table: name, triggers: triggers.length }).toEqual({ table: name, triggers: 1 });
       }
       expect(tables.map((t) => t.name).sort()).toEqual(
-        ["ai_models", "alert_deliveries", "api_keys", "backup_logs", "conversations", "cost_tracking", "discord_posts", "messages", "system_alerts",
-          "system_configs", "transcripts", "user_budgets", "users"].sort(),
+        ["ai_models", "alert_deliveries", "api_keys", "backup_logs", "conversations", "cost_tracking", "discord_posts", "documents", "knowledge_bases",
+          "messages", "query_cache", "server_configs", "system_alerts", "system_configs", "transcripts", "user_budgets", "users"].sort(),
       );
     });
 

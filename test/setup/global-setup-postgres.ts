@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import path from "node:path";
 import knexFactory from "knex";
 import { loadConfig } from "../../src/config";
 import { createDatabase } from "../../src/db/database";
@@ -6,6 +8,8 @@ import { TEMPLATE_DB, withDatabase } from "./pg-urls";
 
 /** Starts (or connects to) PostgreSQL and migrates a template database that every test file clones. */
 export default async function globalSetup(): Promise<void> {
+  // pgvector before any cluster starts (installing its build headers may upgrade the server binaries).
+  if (!process.env.TEST_DATABASE_URL) execFileSync(path.resolve(__dirname, "../../scripts/install-pgvector.sh"), { stdio: "inherit" });
   const state = await startCluster();
   saveState(state);
   process.env.PARLEY_TEST_PG_ADMIN_URL = state.adminUrl;
