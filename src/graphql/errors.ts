@@ -29,6 +29,7 @@ export enum ErrorCode {
   TOO_MANY_MUTATIONS = "TOO_MANY_MUTATIONS",
   SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE",
   BUDGET_EXCEEDED = "BUDGET_EXCEEDED",
+  FEATURE_UNAVAILABLE = "FEATURE_UNAVAILABLE",
   INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
 }
 
@@ -93,6 +94,16 @@ export class BudgetExceededError extends AppError {
     super(`The ${budget.subject}'s ${budget.period} budget of ${budget.limitUsd} USD is spent (${budget.spentUsd} USD); it resets at ${budget.resetsAt.toISOString()}`, ErrorCode.BUDGET_EXCEEDED, {
       extensions: { limit: budget.limitUsd, spent: budget.spentUsd, resetsAt: budget.resetsAt.toISOString(), subject: budget.subject },
     });
+  }
+}
+
+/**
+ * The feature needs something this installation lacks (a PostgreSQL extension, a setting): nothing was done, and
+ * asking again will not help until an operator adds it. `extensions.missing` names what is missing.
+ */
+export class FeatureUnavailableError extends AppError {
+  constructor(message: string, missing: string) {
+    super(message, ErrorCode.FEATURE_UNAVAILABLE, { extensions: { missing } });
   }
 }
 
