@@ -44,6 +44,7 @@ export async function up(knex: Knex): Promise<void> {
     size_bytes integer not null check (size_bytes >= 0),
     content_sha256 text not null check (content_sha256 ~ '^[0-9a-f]{64}$'),
     chunk_count integer not null check (chunk_count >= 0),
+    embedding_model text check (length(embedding_model) between 1 and 200),
     created_by uuid references users(id) on delete set null,
     updated_by uuid references users(id) on delete set null,
     created_at timestamptz(3) not null default now(),

@@ -1,14 +1,21 @@
 /**
  * A small, realistic demo: an admin, two members (one on Discord), an AI worker (service), a web
  * conversation with a tool call, a Discord channel conversation, a few bot metrics, two priced models and a
- * month of usage on the ledger (so `usage` shows something at once). Re-running replaces the demo rows
+ * month of usage on the ledger (so `usage` shows something at once), and a few documents with deterministic
+ * demo vectors (global, Bob's guild, Alice's own) to try searchDocuments on. Re-running replaces the demo rows
  * (fixed ids and names) and prints a fresh API key for the member Alice.
  */
+import { createHash } from "node:crypto";
 import type { Knex } from "knex";
 import { loadConfig, type EncryptionConfig } from "../src/config";
 import { generateKey } from "../src/modules/api-key/api-key.service";
 import { storedContent } from "../src/modules/message/encryption";
 import { insertLedgerEntry, type LedgerEntry } from "../src/modules/usage/ledger";
+import { chunkText } from "../src/modules/knowledge/chunking";
+import { demoEmbedding } from "../src/modules/knowledge/demo-embedding";
+import { insertChunks } from "../src/modules/knowledge/document.service";
+import { vectorsEnabled } from "../src/modules/knowledge/vectors";
+import { ensureVectorIndex } from "../src/modules/knowledge/vector-index";
 
 const ids = {
   ada: "00000000-0000-4000-8000-00000000000a",
@@ -86,12 +93,20 @@ function messageRows(encryption: EncryptionConfig | undefined, conversationId: s
 export async function seed(knex: Knex, encryption = loadConfig().encryption): Promise<void> {
   const now = Date.now();
   const key = generateKey();
+  const vectors = await vectorsEnabled(knex);
+  if (vectors) await ensureVectorIndex(knex, DEMO_DIMENSIONS); // outside the transaction: PGlite has one connection
   await knex.transaction(async (trx) => {
     // The ledger keeps rows of deleted users (spend happened): the demo's own go first.
     await trx("ai_requests").whereIn("reported_by", Object.values(ids)).delete();
     await trx("ai_models").whereIn(["provider", "name"], models.map((m) => [m.provider, m.name])).delete(); // and their prices
     await trx("users").whereIn("id", Object.values(ids)).delete(); // cascades to conversations, messages, keys, roll-ups
     await trx("metrics").where("client_bot_id", "like", "demo-%").delete();
+    // Knowledge: the demo's global documents (its users' own and their guild's go with the users' rows below).
+    await trx("knowledge_bases").where("guild_id", DEMO_GUILD).delete();
+    await trx("documents")
+      .where("external_id", "like", "demo:%")
+      .whereIn("knowledge_base_id", trx("knowledge_bases").where({ scope: "global" }).select("id"))
+      .delete();
     await trx("users").insert([
       { id: ids.ada, display_name: "Ada (admin)", role: "admin", email: "ada@example.com" },
       { id: ids.alice, display_name: "Alice", role: "member", email: "alice@example.com", preferences: JSON.stringify({ theme: "dark" }) },
@@ -134,6 +149,7 @@ export async function seed(knex: Knex, encryption = loadConfig().encryption): Pr
     ]);
 
     await seedUsage(trx, now);
+    await seedKnowledge(trx, vectors);
 
     await trx("metrics").insert(
       Array.from({ length: 12 }, (_, i) => ({
@@ -145,7 +161,7 @@ export async function seed(knex: Knex, encryption = loadConfig().encryption): Pr
       })),
     );
   });
-  console.log("Demo data loaded: users Ada (admin), Alice, bob#4242 (Discord), assistant-worker (service).");
+  console.log("Demo data loaded: users Ada (admin), Alice, bob#4242 (Discord), assistant-worker (service), and a few documents to search.");
   console.log("Try it as Alice:");
   console.log(
     `  curl -s localhost:4000/graphql -H 'content-type: application/json' -H 'authorization: Bearer ${key.secret}' ` +
@@ -205,4 +221,89 @@ async function seedUsage(trx: Knex.Transaction, now: number): Promise<void> {
     }
   }
   for (const entry of calls) await insertLedgerEntry(trx, entry);
+}
+
+const DEMO_GUILD = "900000000000000001";
+/** The demo vectors' size: small, as they come from demoEmbedding (word hashing), not from a model. */
+const DEMO_DIMENSIONS = 64;
+export const DEMO_EMBEDDING_MODEL = "parley-demo-64";
+
+const demoDocuments: { scope: "global" | "guild" | "user"; title: string; tags: string[]; text: string }[] = [
+  {
+    scope: "global",
+    title: "Parley quick start",
+    tags: ["docs", "setup"],
+    text:
+      "Run npm install, then npm start: Parley serves GraphQL on port 4000 with an embedded PostgreSQL.\n\n" +
+      "Create an API key with npm run cli -- create-key, and send it as a bearer token. Apollo Sandbox runs at /graphql in development.",
+  },
+  {
+    scope: "global",
+    title: "Exporting transcripts",
+    tags: ["docs", "export"],
+    text: "createTranscript exports a conversation as JSON or CSV. Small exports finish at once; large ones run in the background, and the file downloads from /transcripts/ID/download.",
+  },
+  {
+    scope: "guild",
+    title: "Release 2.3 notes",
+    tags: ["release"],
+    text: "Release 2.3 brings faster search, a new export button in the web app, and two bug fixes in notifications: duplicate pings are gone, and muted channels stay muted.",
+  },
+  {
+    scope: "guild",
+    title: "Server rules",
+    tags: ["rules"],
+    text: "Be kind. Keep bot commands in #bot-commands. Ask the moderators before posting links to other servers.",
+  },
+  {
+    scope: "user",
+    title: "Alice's packing list",
+    tags: ["travel"],
+    text: "Lisbon weekend: sunglasses, light jacket for the evenings, comfortable shoes for the hills, a phrasebook.",
+  },
+];
+
+/** The demo documents, chunked and embedded with demoEmbedding (or text only when the database has no pgvector). */
+async function seedKnowledge(trx: Knex.Transaction, vectors: boolean): Promise<void> {
+  const bases = {
+    global:
+      (await trx("knowledge_bases").where({ scope: "global" }).first("id")) ??
+      (await trx("knowledge_bases").insert({ scope: "global" }).returning("id"))[0],
+    guild: (await trx("knowledge_bases").insert({ scope: "guild", guild_id: DEMO_GUILD }).returning("id"))[0],
+    user: (await trx("knowledge_bases").insert({ scope: "user", user_id: ids.alice }).returning("id"))[0],
+  };
+  if (vectors) {
+    // The global base may hold a real model's vectors already: the demo's go only where they fit.
+    await trx("knowledge_bases")
+      .whereIn("id", Object.values(bases).map((base) => base.id))
+      .whereNull("dimensions")
+      .update({ dimensions: DEMO_DIMENSIONS, embedding_model: DEMO_EMBEDDING_MODEL });
+  }
+  const fitting = new Set(
+    vectors ? (await trx("knowledge_bases").where({ dimensions: DEMO_DIMENSIONS, embedding_model: DEMO_EMBEDDING_MODEL }).pluck("id")) : [],
+  );
+  for (const [i, doc] of demoDocuments.entries()) {
+    const base = bases[doc.scope].id as string;
+    const embed = fitting.has(base);
+    const chunks = chunkText(doc.text, { size: 1000, overlap: 150 }).map((chunk) => ({
+      ...chunk,
+      embedding: embed ? demoEmbedding(chunk.content, DEMO_DIMENSIONS) : null,
+    }));
+    const [{ id }] = await trx("documents")
+      .insert({
+        knowledge_base_id: base,
+        external_id: `demo:${i + 1}`,
+        title: doc.title,
+        tags: doc.tags,
+        language: "english",
+        size_bytes: Buffer.byteLength(doc.text),
+        content_sha256: createHash("sha256").update(doc.text).digest("hex"),
+        chunk_count: chunks.length,
+        embedding_model: embed ? DEMO_EMBEDDING_MODEL : null,
+        created_by: ids.ada,
+        updated_by: ids.ada,
+      })
+      .returning("id");
+    await insertChunks(trx, id, base, "english", doc.title, chunks);
+  }
 }

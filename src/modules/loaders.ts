@@ -18,6 +18,8 @@ import type { EncryptionConfig } from "../config";
 import type { DiscordPost } from "./discord/discord.model";
 import { discordPostsByMessageId } from "./discord/discord.loaders";
 import { AiModelPrice } from "./usage/ai-model.model";
+import { chunkPageBatch, chunkPageKey, type ChunkPageKey } from "./knowledge/document.loaders";
+import type { DocumentChunk } from "./knowledge/document.model";
 
 /** Groups rows by key, aligned to keys (an empty list for a key without rows), keeping the rows' order. */
 export function mapToMany<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): V[][] {
@@ -71,6 +73,8 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
     messagePage: new DataLoader<MessagePageKey, Message[], string>((keys) => messagePageBatch(knex, keys, { authors: (author) => userById.prime(author.id, author) }), {
       cacheKeyFn: (key) => `${key.conversationId}:${key.direction}:${key.limit}:${key.cursorSeq ?? ""}`,
     }),
+    /** A page of chunks for each of many documents. */
+    chunkPage: new DataLoader<ChunkPageKey, DocumentChunk[], string>((keys) => chunkPageBatch(knex, keys), { cacheKeyFn: chunkPageKey }),
     /** What the Discord adapter posted of each assistant message. */
     discordPostByMessageId: new DataLoader<string, DiscordPost | undefined>((ids) => discordPostsByMessageId(knex, ids)),
     /**

@@ -9,7 +9,7 @@
  */
 import type { Knex } from "knex";
 import { Field, InputType, registerEnumType } from "type-graphql";
-import { IsOptional, IsUUID } from "class-validator";
+import { UUIDScalar } from "../../graphql/scalars/uuid";
 import type { Actor } from "../actor";
 import { viewerOf, type Viewer } from "../user/viewer";
 import { Role } from "../user/role.enum";
@@ -30,13 +30,10 @@ export class KnowledgeScopeInput {
   @Field(() => KnowledgeScopeKind)
   kind: KnowledgeScopeKind;
 
-  @Field({ nullable: true, description: "The Discord guild (snowflake) of a GUILD scope" })
-  @IsOptional()
+  @Field(() => String, { nullable: true, description: "The Discord guild (snowflake) of a GUILD scope" })
   guildId?: string;
 
-  @Field(() => String, { nullable: true, description: "The user of a USER scope; the viewer when left out" })
-  @IsOptional()
-  @IsUUID()
+  @Field(() => UUIDScalar, { nullable: true, description: "The user of a USER scope; the viewer when left out" })
   userId?: string;
 }
 
