@@ -20,6 +20,7 @@ import { flushKeyUsage } from "../modules/api-key/api-key.service";
 import { ACCESS_CHANNEL, createNotificationListener, EVENTS_CHANNEL, type NotificationListener } from "../db/notifications";
 import { LiveHub } from "../modules/live/live.hub";
 import { StaleStreamSweeper } from "../modules/message/stream.sweeper";
+import { AnswerCacheSweeper } from "../modules/knowledge/answer-cache.sweeper";
 import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { AlertWebhook } from "../modules/alert/webhook";
 import { createLogger } from "../logger";
@@ -74,6 +75,9 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     const sweeper = new StaleStreamSweeper(db.knex, config, log);
     sweeper.start();
     listener.onReconnect(() => sweeper.databaseBack());
+    // Expired answers are never served; this only keeps query_cache from growing with them.
+    const answerSweeper = new AnswerCacheSweeper(db.knex, log);
+    answerSweeper.start();
     const apiKeyCache = new ApiKeyCache(config.authCacheSeconds * 1000);
     // Emptied on every access change anywhere, and after the LISTEN connection was lost (changes may have gone unheard).
     listener.on(ACCESS_CHANNEL, () => apiKeyCache.clear());
@@ -118,6 +122,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
         (disposing ??= (async () => {
           await apollo.stop();
           sweeper.dispose();
+          await answerSweeper.dispose();
           await flushKeyUsage(db.knex); // after the last request, before the pool closes
           await transcripts!.dispose();
           await webhook?.dispose();
