@@ -4,8 +4,10 @@
  * for the Discord users it relays. It runs inside `npm start` when DISCORD_TOKEN is set, or alone with
  * `npm run discord` against the same database.
  *
- * - Slash commands (`/parley start|stop|status|history|transcript`) bind and unbind channels and answer
- *   questions; refusals and errors are ephemeral replies.
+ * - Slash commands (`/parley start|stop|status|history|transcript|usage|search`) bind and unbind channels and
+ *   answer questions; refusals and errors are ephemeral replies.
+ * - Each guild's settings (guildConfig, cached for GUILD_CONFIG_TTL_MS) may name the channels it serves
+ *   (allowedChannels): elsewhere `/parley start` is refused and new messages are not relayed.
  * - The relay stores what people write in bound channels (relay.ts), the posters post the assistant's replies
  *   (poster.ts).
  * - On every (re)connection to the gateway (a start, a resumed session, a new session) the adapter reloads
@@ -32,6 +34,7 @@ import { userMessage } from "./replies";
 import { COMMAND_NAME, SUBCOMMANDS } from "./commands";
 import { whisper, type CommandContext, type TranscriptSource } from "./commands/command";
 import { transcriptsFromParley } from "./commands/transcript";
+import { GuildConfigs } from "./guild-configs";
 
 export interface DiscordAdapterOptions {
   /** What the transport needs: the server's schema, database, live hub, rate limiter, config and logger. */
@@ -42,6 +45,8 @@ export interface DiscordAdapterOptions {
   retry?: RetryPolicy;
   /** Where `/parley transcript` gets its file. @default transcriptsFromParley (createTranscript) */
   transcripts?: TranscriptSource;
+  /** How long a guild's settings are used before they are read again. @default GUILD_CONFIG_TTL_MS (30 s) */
+  guildConfigTtlMs?: number;
 }
 
 export interface DiscordAdapter {
@@ -94,6 +99,7 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
   const transcripts = options.transcripts ?? transcriptsFromParley;
   const transport = createTransport({ ...deps, log }, `Bearer ${discord.apiKey}`);
   await checkIdentity(transport, log);
+  const guildConfigs = new GuildConfigs(transport, options.guildConfigTtlMs);
 
   const stopping = new AbortController();
   const client = new Client({
@@ -141,6 +147,7 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
     signal: stopping.signal,
     conversationOf: (channelId) => posters.get(channelId)?.conversationId,
     onUnbound: unbind,
+    allows: (guildId, channelId, parentId) => guildConfigs.allows(guildId, channelId, parentId),
   });
 
   /** Every binding Parley has, page by page. */
@@ -210,6 +217,11 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
       unbind: () => unbind(interaction.channelId),
       // A cached guild gives a GuildMember (with the server nickname); otherwise the user's own display name.
       actor: () => relay.userFor(interaction.user, interaction.inCachedGuild() ? interaction.member : undefined),
+      guildSettings: () => guildConfigs.settings(interaction.guildId),
+      channelEnabled: () => {
+        const channel = interaction.channel;
+        return guildConfigs.allows(interaction.guildId, interaction.channelId, channel?.isThread() ? channel.parentId : null);
+      },
       transcripts,
     };
   }

@@ -146,3 +146,43 @@ export interface ReplyData {
 export type EventData =
   | { __typename: "MessageAddedEvent" | "MessageUpdatedEvent"; message: ReplyData }
   | { __typename: "MessageDeltaEvent"; messageId: string; index: number; text: string };
+
+/** The guild's settings (guild-configs.ts caches them); null when none are stored. */
+export const GUILD_CONFIG = /* GraphQL */ `
+  query DiscordGuildConfig($guildId: String!) {
+    guildConfig(guildId: $guildId) { settings }
+  }
+`;
+
+/** The settings the adapter acts on; the server checked their shape (see GuildConfig.settings). */
+export interface GuildSettingsData {
+  allowedChannels?: string[];
+  rag?: { enabled: boolean; topK: number };
+  language?: string;
+}
+
+/**
+ * `/parley search`: the guild's documents and, in a recorded channel, its conversation's messages. The messages
+ * part is left out (not searched everywhere) when the channel is not recorded.
+ */
+export const SEARCH = /* GraphQL */ `
+  query DiscordSearch($query: String!, $guildId: String!, $first: Int!, $language: String, $conversationId: UUID, $inChannel: Boolean!) {
+    documents: searchDocuments(query: $query, filter: { scope: { kind: GUILD, guildId: $guildId } }, first: $first, language: $language) {
+      score
+      highlight
+      chunk { id position content }
+      document { id title sourceUrl }
+    }
+    messages: searchMessages(query: $query, filter: { conversationId: $conversationId }, first: $first) @include(if: $inChannel) {
+      rank
+      highlight
+      message { id seq role author { displayName } }
+    }
+  }
+`;
+
+export interface SearchData {
+  documents: { score: number; highlight: string | null; chunk: { id: string; position: number; content: string }; document: { id: string; title: string; sourceUrl: string | null } }[];
+  /** Absent when the channel is not recorded. */
+  messages?: { rank: number; highlight: string; message: { id: string; seq: number; role: string; author: { displayName: string } | null } }[];
+}

@@ -8,6 +8,9 @@
  * succeeds (idempotent, so a repeat of a write that did succeed stores nothing twice), and after a start or a
  * gateway outage each bound channel is read back from Discord after the last message stored (backfill), so
  * messages sent meanwhile are stored once, in order. A gateway event delivered twice is the same requestId.
+ *
+ * When the guild's settings name allowedChannels, new messages in a bound channel they do not name are not
+ * stored (the settings may have changed after the channel was bound).
  */
 import { DiscordAPIError, type Client, type Message, type PartialMessage, type User, type GuildMember } from "discord.js";
 import type { Logger } from "pino";
@@ -28,6 +31,8 @@ export interface RelayDeps {
   conversationOf(channelId: string): string | undefined;
   /** The channel's conversation was archived or deleted elsewhere: stop relaying it. */
   onUnbound(channelId: string): void;
+  /** Whether the guild's settings let the adapter serve the channel (thread: with its parent); see guild-configs.ts. */
+  allows(guildId: string | null, channelId: string, parentId: string | null): Promise<boolean>;
 }
 
 /** Messages read per history request (Discord's maximum). */
@@ -106,6 +111,10 @@ export class Relay {
   }
 
   private async store(conversationId: string, message: Message): Promise<void> {
+    // Only new messages are held back: edits and deletions touch what was stored while the channel was served.
+    const channel = message.channel as Message["channel"] | null; // null when discord.js has not cached it
+    const parentId = channel?.isThread() ? channel.parentId : null;
+    if (!(await this.retry(() => this.deps.allows(message.guildId, message.channelId, parentId)))) return;
     const actAs = await this.userFor(message.author, message.member);
     const input = { conversationId, role: "USER", content: contentOf(message), requestId: message.id, actAs, metadata: { discord: describe(message) } };
     const refused = await this.write(message.channelId, ADD_MESSAGE, { input }, "message");

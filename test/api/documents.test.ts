@@ -20,7 +20,7 @@ const UPSERT = `mutation($input: UpsertDocumentInput!) {
 }`;
 const SEARCH = `query($query: String, $embedding: [Float!], $filter: DocumentSearchFilter, $first: Int, $exact: Boolean) {
   searchDocuments(query: $query, embedding: $embedding, filter: $filter, first: $first, exact: $exact) {
-    score textRank textPosition similarity vectorPosition highlight chunk { id position content } document { id title tags scope guildId userId }
+    score textRank textPosition similarity vectorPosition highlight chunk { id position content } document { id title tags scope guildId userId sourceUrl sizeBytes updatedAt }
   }
 }`;
 const DELETE = `mutation($id: UUID!) { deleteDocument(id: $id) }`;
@@ -218,6 +218,19 @@ describe("searchDocuments", () => {
     expect(titles(await search({ query: '"walrus meets"', filter: { scope } }, bot.token))).toEqual(["Gamma"]);
     expect(titles(await search({ query: "walrus -penguin", filter: { scope } }, bot.token))).toEqual(["Alpha"]);
     expect(titles(await search({ query: "penguins or sleeping", filter: { scope } }, bot.token)).sort()).toEqual(["Alpha", "Beta", "Gamma"]);
+  });
+
+  it("returns whole documents with the hits, and highlights that carry no markup but their own", async () => {
+    const hostile = await upsert(
+      { scope, title: "Hostile", sourceUrl: "https://example.com/h", text: "<script>alert(1)</script> the walrus & <img src=x onerror=alert(2)>" },
+      bot.token,
+    );
+    const [hit] = (await search({ query: "alert", filter: { scope } }, bot.token)).filter((h) => h.document.id === hostile.id);
+    expect(hit.document).toMatchObject({ sourceUrl: "https://example.com/h", sizeBytes: hostile.sizeBytes, updatedAt: expect.any(String) });
+    expect(hit.highlight).not.toMatch(/<(?!\/?b>)/);
+    expect(hit.highlight).toContain("&lt;/script&gt;");
+    expect(hit.chunk.content).toContain("<script>"); // the content itself is as stored
+    expect((await app.ok(DELETE, { id: hostile.id }, bot.token)).deleteDocument).toBe(true);
   });
 
   it("refuses a search without query or embedding, with only stop words, or with a vector of another dimension count", async () => {

@@ -63,7 +63,7 @@ it("npm run discord:register puts /parley into a guild, or globally", async () =
   const [put] = fake.callsTo("PUT", new RegExp(`^/applications/${APPLICATION_ID}/guilds/${GUILD_ID}/commands$`));
   expect(put.headers.authorization).toBe(`Bot ${TOKEN}`);
   expect(put.body).toEqual([
-    expect.objectContaining({ name: "parley", contexts: [0], options: ["start", "stop", "status", "history", "transcript", "usage"].map((name) => expect.objectContaining({ name, type: 1 })) }),
+    expect.objectContaining({ name: "parley", contexts: [0], options: ["start", "stop", "status", "history", "transcript", "usage", "search"].map((name) => expect.objectContaining({ name, type: 1 })) }),
   ]);
 
   const global = await parleyCli(["discord-register", "--global"], env);

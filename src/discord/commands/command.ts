@@ -4,7 +4,7 @@
  */
 import { MessageFlags, type ChatInputCommandInteraction, type SlashCommandSubcommandBuilder } from "discord.js";
 import type { Transport } from "../transport";
-import type { BindingData } from "../operations";
+import type { BindingData, GuildSettingsData } from "../operations";
 
 export interface TranscriptFile {
   name: string;
@@ -24,6 +24,10 @@ export interface CommandContext {
   unbind(): void;
   /** The Parley user of whoever ran the command (upserted by Discord id). */
   actor(): Promise<string>;
+  /** The guild's settings (cached for a short while; null when none are stored). */
+  guildSettings(): Promise<GuildSettingsData | null>;
+  /** Whether the guild's allowedChannels let Parley serve this channel. */
+  channelEnabled(): Promise<boolean>;
   transcripts: TranscriptSource;
 }
 
@@ -41,3 +45,5 @@ export function whisper(ctx: CommandContext, content: string) {
 }
 
 export const NOT_BOUND = "Parley is not recording this channel. `/parley start` starts a conversation here.";
+
+export const NOT_ENABLED = "Parley is not enabled in this channel: this server's Parley settings (allowedChannels) name the channels it serves.";

@@ -9,8 +9,9 @@ import { status } from "./status";
 import { history } from "./history";
 import { transcript } from "./transcript";
 import { usage } from "./usage";
+import { search } from "./search";
 
-export const SUBCOMMANDS: readonly Subcommand[] = [start, stop, status, history, transcript, usage];
+export const SUBCOMMANDS: readonly Subcommand[] = [start, stop, status, history, transcript, usage, search];
 
 export const COMMAND_NAME = "parley";
 

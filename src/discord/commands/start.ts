@@ -1,7 +1,7 @@
 import { ErrorCode } from "../../graphql/errors";
 import { OperationError } from "../transport";
 import { BINDING, START, type BindingData } from "../operations";
-import { whisper, type Subcommand } from "./command";
+import { NOT_ENABLED, whisper, type Subcommand } from "./command";
 
 export const start: Subcommand = {
   name: "start",
@@ -14,6 +14,7 @@ export const start: Subcommand = {
 
   async execute(ctx) {
     const { interaction } = ctx;
+    if (!(await ctx.channelEnabled())) return void (await whisper(ctx, NOT_ENABLED));
     if (ctx.binding) return void (await whisper(ctx, "Parley already records this channel (`/parley status`)."));
     const channelName = interaction.channel && "name" in interaction.channel ? interaction.channel.name : undefined;
     const input = {

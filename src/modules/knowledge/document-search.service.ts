@@ -18,6 +18,7 @@ import type { SearchDocumentsArgs } from "./document.input";
 import { checkLanguage, documentConditions, searchedBases } from "./document.service";
 import { assertVectorsEnabled, checkEmbedding, vectorLiteral } from "./vectors";
 import { indexedEmbedding } from "./vector-index";
+import { htmlEscaped } from "../search/message-search.service";
 
 /** The k of reciprocal rank fusion: damps the weight of the very first ranks (60 is the usual choice). */
 const RRF_K = 60;
@@ -98,7 +99,7 @@ export async function searchDocuments(actor: Actor, args: SearchDocumentsArgs): 
     fused as (${fused} order by score desc, id limit ?)
     select f.score::float8 as score, f.text_rank::float8 as text_rank, f.text_position::int as text_position,
            f.similarity::float8 as similarity, f.vector_position::int as vector_position,
-           ${text ? "ts_headline(d.language::regconfig, c.content, (select query from q), 'StartSel=<b>, StopSel=</b>, MaxFragments=2, MaxWords=30, MinWords=8, FragmentDelimiter=\" … \"')" : "null"} as highlight,
+           ${text ? `ts_headline(d.language::regconfig, ${htmlEscaped("c.content")}, (select query from q), 'StartSel=<b>, StopSel=</b>, MaxFragments=2, MaxWords=30, MinWords=8, FragmentDelimiter=\" … \"')` : "null"} as highlight,
            c.id as chunk_id, c.position, c.content, c.char_start, c.char_end, c.dimensions is not null as has_embedding,
            d.*, kb.scope, kb.guild_id as kb_guild_id, kb.user_id as kb_user_id
       from fused f
@@ -123,13 +124,19 @@ async function hasWords(knex: Knex, language: string, text: string): Promise<boo
   return rows[0].ok === true;
 }
 
+/** snake_case → camelCase: a raw result keeps the column names (knex maps only what its builder makes). */
+const camel = (name: string) => name.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+
 function toHit(row: Record<string, unknown>): DocumentSearchHit {
-  const document = Document.fromDatabaseJson({
-    ...Object.fromEntries(Object.entries(row).filter(([key]) => DOCUMENT_COLUMNS.has(key))),
-    scope: row.scope,
-    guild_id: row.kb_guild_id,
-    user_id: row.kb_user_id,
-  });
+  const document = Document.fromJson(
+    {
+      ...Object.fromEntries(Object.entries(row).filter(([key]) => DOCUMENT_COLUMNS.has(key)).map(([key, value]) => [camel(key), value])),
+      scope: row.scope,
+      guildId: row.kb_guild_id,
+      userId: row.kb_user_id,
+    },
+    { skipValidation: true },
+  );
   return {
     score: row.score as number,
     textRank: row.text_rank as number | null,
