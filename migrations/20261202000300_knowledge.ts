@@ -32,9 +32,12 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw("create unique index knowledge_bases_user_unique on knowledge_bases (user_id) where scope = 'user'");
   await touchOnUpdate(knex, "knowledge_bases");
 
+  // The knowledge_base_id keys are checked at commit: deleting a user deletes their knowledge base (and its
+  // documents, by cascade) and sets created_by to null on the documents they wrote; when both reach one row,
+  // the set-null update would otherwise be checked against the knowledge base its own statement just deleted.
   await knex.raw(`create table documents (
     id uuid primary key default gen_random_uuid(),
-    knowledge_base_id uuid not null references knowledge_bases(id) on delete cascade,
+    knowledge_base_id uuid not null references knowledge_bases(id) on delete cascade deferrable initially deferred,
     external_id text check (length(external_id) between 1 and 500),
     title text not null check (length(title) between 1 and 500),
     source_url text check (length(source_url) between 1 and 2000),
@@ -74,7 +77,7 @@ export async function up(knex: Knex): Promise<void> {
 
   await knex.raw(`create table query_cache (
     id uuid primary key default gen_random_uuid(),
-    knowledge_base_id uuid not null references knowledge_bases(id) on delete cascade,
+    knowledge_base_id uuid not null references knowledge_bases(id) on delete cascade deferrable initially deferred,
     question text not null check (length(question) between 1 and 10000),
     question_hash text not null check (question_hash ~ '^[0-9a-f]{64}$'),
     answer text not null check (length(answer) between 1 and 200000),

@@ -1,4 +1,5 @@
 import { seed } from "../seeds/01_demo";
+import { demoEmbedding } from "../src/modules/knowledge/demo-embedding";
 import { createTestApp, type TestApp } from "./helpers/server";
 
 let app: TestApp;
@@ -60,5 +61,19 @@ describe("npm run seed", () => {
     ]);
     expect(usage.reduce((sum: number, bucket: any) => sum + bucket.requests, 0)).toBe(rows[0].n);
     expect(rows[0].unpriced).toBe(0);
+  });
+
+  it("loads documents with demo vectors that Alice can search by text and by vector, once however often it runs", async () => {
+    await runSeed();
+    const aliceKey = await runSeed();
+    const SEARCH = `query($q: String, $e: [Float!]) { searchDocuments(query: $q, embedding: $e, first: 10) { document { title scope } chunk { content } } }`;
+    const byText = (await app.ok(SEARCH, { q: "export" }, aliceKey)).searchDocuments;
+    expect(byText.map((hit: any) => hit.document.title)).toEqual(["Exporting transcripts"]);
+    // Her own packing list by vector; the guild's documents are not hers to see.
+    const packing = "Lisbon weekend: sunglasses, light jacket for the evenings, comfortable shoes for the hills, a phrasebook.";
+    const byVector = (await app.ok(SEARCH, { e: demoEmbedding(packing, 64) }, aliceKey)).searchDocuments;
+    expect(byVector[0].document).toEqual({ title: "Alice's packing list", scope: "USER" });
+    expect(byVector.map((hit: any) => hit.document.scope)).not.toContain("GUILD");
+    expect(await app.database.db.knex("documents").count({ n: "*" }).first()).toEqual({ n: 5 });
   });
 });

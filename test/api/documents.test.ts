@@ -310,6 +310,15 @@ describe("who reaches which knowledge", () => {
     expect(await found(alice.token)).not.toContain(theirs);
   });
 
+  it("deleting a user deletes their own knowledge and keeps what they wrote elsewhere", async () => {
+    const leaving = await app.makeUser(Role.ADMIN, "leaving-admin");
+    const own = (await upsert({ scope: { kind: "USER" }, title: "Own notes", text: "private" }, leaving.token)).id;
+    const shared = (await upsert({ scope: GLOBAL, title: "Shared page", text: "for all" }, leaving.token)).id;
+    await app.database.db.knex("users").where({ id: leaving.user.id }).delete();
+    const rows = await app.database.db.knex("documents").whereIn("id", [own, shared]).select("id", "createdBy", "updatedBy");
+    expect(rows).toEqual([{ id: shared, createdBy: null, updatedBy: null }]);
+  });
+
   it("an admin reaches everything", async () => {
     expect(await found(admin.token)).toEqual(expect.arrayContaining([aliceDoc, guildDoc, globalDoc]));
   });
