@@ -11,6 +11,11 @@
  *   export <conversationId> --format csv|json --out FILE [--from-seq N] [--to-seq N] [--from ISO] [--to ISO]
  *          [--no-tool-calls] [--no-system]        a conversation into a file, with a progress bar
  *   discord-register [--guild ID | --global]      register the /parley slash command with Discord
+ *   enable-vectors                                create pgvector and the vector columns once the server has pgvector
+ *   reindex-message-search                        rebuild the message search index for SEARCH_LANGUAGE, concurrently
+ *   import-guild-configs FILE.json [--dry-run] [--backup FILE]
+ *                                                 guild settings (guild id → settings) into server_configs,
+ *                                                 all or nothing; replaced settings are backed up first
  * On the embedded database the CLI takes the same lock as the server, so it refuses while a server runs.
  */
 import "reflect-metadata";
@@ -27,6 +32,10 @@ import { progressDisplay } from "./progress";
 import { grantOrigin } from "./modules/access/grant.service";
 import { ConversationOrigin } from "./modules/conversation/conversation.enums";
 import { registerCommands } from "./discord/register";
+import { createLogger } from "./logger";
+import { importGuildConfigFile, ImportRefusedError } from "./modules/guild/guild-config.import";
+import { enableVectors } from "../migrations/lib/vectors";
+import { reindexMessageSearch } from "./modules/search/message-search.service";
 
 const USAGE = `usage: npm run cli -- <command>
   migrate [latest|rollback|rollback-all|status]
@@ -36,7 +45,10 @@ const USAGE = `usage: npm run cli -- <command>
   reencrypt [--batch 500]
   export <conversationId> --format csv|json --out FILE [--from-seq N] [--to-seq N] [--from ISO-TIME] [--to ISO-TIME]
          [--no-tool-calls] [--no-system]
-  discord-register [--guild ID | --global]`;
+  discord-register [--guild ID | --global]
+  import-guild-configs FILE.json [--dry-run] [--backup FILE]
+  enable-vectors
+  reindex-message-search`;
 
 class UsageError extends Error {}
 
@@ -184,6 +196,43 @@ async function exportCommand(argv: string[]): Promise<void> {
   console.log(`Exported ${result.messageCount} messages to ${values.out} (${result.fileSizeBytes} bytes, sha256 ${result.sha256})`);
 }
 
+async function reindexSearch(): Promise<void> {
+  const language = loadConfig().knowledge.searchLanguage;
+  // The maintenance pool: the build reads every message and must not meet the API's statement timeout.
+  const { previous } = await withDatabase((db) => reindexMessageSearch(db.maintenance, language));
+  console.log(`Rebuilt the message search index for "${language}"${previous ? ` (it was for "${previous}")` : ""}.`);
+}
+
+/** After an operator installed pgvector on a server that lacked it when the knowledge migration ran. */
+async function enableVectorsCommand(): Promise<void> {
+  const setup = await withDatabase((db) => db.maintenance.transaction((trx) => enableVectors(trx)));
+  if (!setup.enabled) throw new Error(`pgvector is still missing: ${setup.reason}. Install it on the database server (e.g. the postgresql-NN-pgvector package), then run this again`);
+  console.log("pgvector is enabled: documents and cached answers can carry embeddings (restart the servers so they see it).");
+}
+
+async function importGuildConfigs(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { "dry-run": { type: "boolean", default: false }, backup: { type: "string" } } });
+  if (positionals.length !== 1) throw new UsageError("import-guild-configs needs one FILE.json");
+  const config = loadConfig();
+  try {
+    const result = await withDatabase(async (db) => {
+      await db.migrate();
+      return importGuildConfigFile({ db, config, log: createLogger(config) }, positionals[0], { dryRun: values["dry-run"], backupPath: values.backup });
+    });
+    console.log(`created ${result.created.length}, updated ${result.updated.length}, unchanged ${result.unchanged.length}`);
+    if (result.dryRun) {
+      console.log(`Dry run: nothing was stored${result.backupPath ? `; the replaced settings would be backed up to ${result.backupPath}` : ""}.`);
+    } else {
+      if (result.backupPath) console.log(`Backed up the previous settings of the replaced guilds (${result.updated.length}) to ${result.backupPath}.`);
+      if (result.created.length || result.updated.length) console.log(`Audit log entries carry the request id ${result.requestId}.`);
+    }
+  } catch (error) {
+    if (!(error instanceof ImportRefusedError)) throw error;
+    for (const problem of error.problems) console.error(problem);
+    throw new Error(`Nothing was imported: ${error.problems.length} problem(s) in ${error.entries} entries.`);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -203,6 +252,12 @@ async function main(argv: string[]): Promise<void> {
       return exportCommand(rest);
     case "discord-register":
       return discordRegister(rest);
+    case "import-guild-configs":
+      return importGuildConfigs(rest);
+    case "enable-vectors":
+      return enableVectorsCommand();
+    case "reindex-message-search":
+      return reindexSearch();
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }

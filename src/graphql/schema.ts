@@ -22,6 +22,11 @@ import { AiRequestResolver } from "../modules/usage/ai-request.resolver";
 import { UsageResolver } from "../modules/usage/usage.resolver";
 import { AlertResolver } from "../modules/alert/alert.resolver";
 import { BudgetResolver } from "../modules/usage/budget.resolver";
+import { AnswerCacheResolver } from "../modules/knowledge/answer-cache.resolver";
+import { KnowledgeTopUserResolver, QueryHistoryResolver } from "../modules/knowledge/query-history.resolver";
+import { GuildConfigResolver } from "../modules/guild/guild-config.resolver";
+import { MessageSearchResolver } from "../modules/search/message-search.resolver";
+import { DocumentResolver } from "../modules/knowledge/document.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
@@ -44,6 +49,12 @@ const resolvers = [
   UsageResolver,
   BudgetResolver,
   AlertResolver,
+  AnswerCacheResolver,
+  QueryHistoryResolver,
+  KnowledgeTopUserResolver,
+  GuildConfigResolver,
+  MessageSearchResolver,
+  DocumentResolver,
 ] as const;
 
 /**

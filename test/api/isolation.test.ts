@@ -67,6 +67,12 @@ const cases: Record<string, () => Promise<void>> = {
     await refusedWithoutEffect(`query($o: UUID!) { conversations(filter: { ownerId: $o }) { totalCount } }`, { o: alice.user.id }, "FORBIDDEN");
   },
   "Query.message": () => refusedWithoutEffect(`query($id: UUID!) { message(id: $id) { id content } }`, { id: messageId }),
+  "Query.searchMessages": async () => {
+    const SEARCH = `query($filter: MessageSearchFilter) { searchMessages(query: "secret", filter: $filter) { message { id content } } }`;
+    expect((await app.ok(SEARCH, {}, alice.token)).searchMessages.map((hit: any) => hit.message.id)).toEqual([messageId]); // there is one to find
+    expect((await app.ok(SEARCH, {}, bob.token)).searchMessages).toEqual([]);
+    await refusedWithoutEffect(SEARCH, { filter: { conversationId } });
+  },
   "Query.transcript": () => refusedWithoutEffect(`query($id: UUID!) { transcript(id: $id) { id } }`, { id: transcriptId }),
   "Mutation.createTranscript": async () => {
     await refusedWithoutEffect(`mutation($id: UUID!) { createTranscript(input: { conversationId: $id, format: CSV }) { id } }`, { id: conversationId });
@@ -187,6 +193,95 @@ const cases: Record<string, () => Promise<void>> = {
   "Mutation.setBudget": () =>
     refusedWithoutEffect(`mutation($u: UUID!) { setBudget(input: { userId: $u, period: DAILY, limitUsd: 0.01, enforcement: HARD }) { id } }`, { u: alice.user.id }, "FORBIDDEN"),
   "Mutation.deleteBudget": () => refusedWithoutEffect(`mutation($id: UUID!) { deleteBudget(id: $id) }`, { id: budgetId }, "FORBIDDEN"),
+  // The answer cache and the query history: each case stores Alice's own first; Bob reaches none of it.
+  "Query.cachedAnswer": async () => {
+    await app.ok(`mutation { storeAnswer(input: { scope: { kind: USER }, question: "alice asks", answer: "my secret" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`query($u: UUID!) { cachedAnswer(question: "alice asks", scope: { kind: USER, userId: $u }) { entry { answer } } }`, { u: alice.user.id }, "FORBIDDEN");
+    expect((await app.ok(`{ cachedAnswer(question: "alice asks", scope: { kind: USER }) { entry { answer } } }`, {}, bob.token)).cachedAnswer).toBeNull();
+  },
+  "Mutation.storeAnswer": async () => {
+    const STORE = `mutation($u: UUID!) { storeAnswer(input: { scope: { kind: USER, userId: $u }, question: "planted", answer: "pwned" }) { id } }`;
+    await refusedWithoutEffect(STORE, { u: alice.user.id }, "FORBIDDEN");
+    expect(await app.database.db.knex("query_cache").where({ question: "planted" }).first()).toBeUndefined();
+  },
+  "Mutation.deleteCachedAnswer": async () => {
+    const { storeAnswer } = await app.ok(`mutation { storeAnswer(input: { scope: { kind: USER }, question: "keep me", answer: "a" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`mutation($id: UUID!) { deleteCachedAnswer(id: $id) }`, { id: storeAnswer.id }, "NOT_FOUND");
+    expect(await app.database.db.knex("query_cache").where({ id: storeAnswer.id }).first()).toBeDefined();
+  },
+  "Mutation.clearAnswerCache": async () => {
+    const { storeAnswer } = await app.ok(`mutation { storeAnswer(input: { scope: { kind: USER }, question: "keep me too", answer: "a" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`mutation($u: UUID!) { clearAnswerCache(scope: { kind: USER, userId: $u }) }`, { u: alice.user.id }, "FORBIDDEN");
+    expect(await app.database.db.knex("query_cache").where({ id: storeAnswer.id }).first()).toBeDefined();
+  },
+  "Mutation.recordQuery": async () => {
+    await refusedWithoutEffect(`mutation($u: UUID!) { recordQuery(input: { question: "in alice's name", userId: $u }) { id } }`, { u: alice.user.id }, "FORBIDDEN");
+    expect(await app.database.db.knex("query_history").where({ question: "in alice's name" }).first()).toBeUndefined();
+  },
+  // Documents: each case stores Alice's own first; Bob neither finds, reads, changes nor deletes it.
+  "Mutation.upsertDocument": async () => {
+    const { upsertDocument } = await app.ok(`mutation { upsertDocument(input: { scope: { kind: USER }, title: "alice doc", text: "my secret plan" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`mutation($u: UUID!) { upsertDocument(input: { scope: { kind: USER, userId: $u }, title: "planted", text: "x" }) { id } }`, { u: alice.user.id }, "FORBIDDEN");
+    await refusedWithoutEffect(`mutation($id: UUID!) { upsertDocument(input: { scope: { kind: USER }, id: $id, title: "stolen", text: "x" }) { id } }`, { id: upsertDocument.id });
+    expect(await app.database.db.knex("documents").whereIn("title", ["planted", "stolen"]).first()).toBeUndefined();
+  },
+  "Mutation.deleteDocument": async () => {
+    const { upsertDocument } = await app.ok(`mutation { upsertDocument(input: { scope: { kind: USER }, title: "keep", text: "my secret" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`mutation($id: UUID!) { deleteDocument(id: $id) }`, { id: upsertDocument.id });
+    expect(await app.database.db.knex("documents").where({ id: upsertDocument.id }).first()).toBeDefined();
+  },
+  "Query.document": async () => {
+    const { upsertDocument } = await app.ok(`mutation { upsertDocument(input: { scope: { kind: USER }, title: "mine", text: "my secret" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`query($id: UUID!) { document(id: $id) { title } }`, { id: upsertDocument.id });
+  },
+  "Query.documents": async () => {
+    await app.ok(`mutation { upsertDocument(input: { scope: { kind: USER }, title: "listed for alice", text: "my secret" }) { id } }`, {}, alice.token);
+    const { documents } = await app.ok(`{ documents(first: 100) { edges { node { title } } } }`, {}, bob.token);
+    expect(JSON.stringify(documents)).not.toContain("listed for alice");
+    await refusedWithoutEffect(`query($u: UUID!) { documents(filter: { scope: { kind: USER, userId: $u } }) { totalCount } }`, { u: alice.user.id }, "FORBIDDEN");
+  },
+  "Query.searchDocuments": async () => {
+    await app.ok(`mutation { upsertDocument(input: { scope: { kind: USER }, title: "searchable", text: "wombat secret" }) { id } }`, {}, alice.token);
+    expect((await app.ok(`{ searchDocuments(query: "wombat") { document { title } } }`, {}, bob.token)).searchDocuments).toEqual([]);
+    await refusedWithoutEffect(`query($u: UUID!) { searchDocuments(query: "wombat", filter: { scope: { kind: USER, userId: $u } }) { score } }`, { u: alice.user.id }, "FORBIDDEN");
+  },
+  "Query.knowledgeBase": async () => {
+    await app.ok(`mutation { upsertDocument(input: { scope: { kind: USER }, title: "counted", text: "my secret" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`query($u: UUID!) { knowledgeBase(scope: { kind: USER, userId: $u }) { documentCount } }`, { u: alice.user.id }, "FORBIDDEN");
+  },
+  "Mutation.configureKnowledgeBase": async () => {
+    await refusedWithoutEffect(
+      `mutation($u: UUID!) { configureKnowledgeBase(input: { scope: { kind: USER, userId: $u }, embeddingModel: "evil", dimensions: 3 }) { dimensions } }`,
+      { u: alice.user.id },
+      "FORBIDDEN",
+    );
+    expect(await app.database.db.knex("knowledge_bases").where({ embeddingModel: "evil" }).first()).toBeUndefined();
+  },
+  // Guild settings belong to the guild's bot and admins: a member neither reads, sets nor deletes them.
+  "Query.guildConfig": async () => {
+    await app.database.db.knex("server_configs").insert({ guildId: "700000000000000001", settings: JSON.stringify({ systemPrompt: "my secret" }) }).onConflict("guild_id").ignore();
+    await refusedWithoutEffect(`{ guildConfig(guildId: "700000000000000001") { settings } }`, {}, "FORBIDDEN");
+  },
+  "Mutation.setGuildConfig": async () => {
+    await refusedWithoutEffect(`mutation { setGuildConfig(guildId: "700000000000000002", settings: { model: "evil" }) { guildId } }`, {}, "FORBIDDEN");
+    expect(await app.database.db.knex("server_configs").where({ guildId: "700000000000000002" }).first()).toBeUndefined();
+  },
+  "Mutation.deleteGuildConfig": async () => {
+    await app.database.db.knex("server_configs").insert({ guildId: "700000000000000003", settings: "{}" }).onConflict("guild_id").ignore();
+    await refusedWithoutEffect(`mutation { deleteGuildConfig(guildId: "700000000000000003") }`, {}, "FORBIDDEN");
+    expect(await app.database.db.knex("server_configs").where({ guildId: "700000000000000003" }).first()).toBeDefined();
+  },
+  "Query.queryHistory": async () => {
+    await app.ok(`mutation { recordQuery(input: { question: "alice's private question" }) { id } }`, {}, alice.token);
+    const { queryHistory } = await app.ok(`{ queryHistory(first: 100) { edges { node { question } } } }`, {}, bob.token);
+    expect(JSON.stringify(queryHistory)).not.toContain("alice's private question");
+    await refusedWithoutEffect(`query($u: UUID!) { queryHistory(filter: { userId: $u }) { totalCount } }`, { u: alice.user.id }, "FORBIDDEN");
+  },
+  "Query.knowledgeStats": async () => {
+    await app.ok(`mutation { recordQuery(input: { question: "counted for alice", scope: { kind: USER } }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`query($u: UUID!) { knowledgeStats(scope: { kind: USER, userId: $u }) { queries } }`, { u: alice.user.id }, "FORBIDDEN");
+    expect((await app.ok(`{ knowledgeStats { queries topUsers { userId } } }`, {}, bob.token)).knowledgeStats).toEqual({ queries: 0, topUsers: [] });
+  },
   "Query.alerts": async () => {
     const { alerts } = await app.ok(`{ alerts { totalCount edges { node { id } } } }`, {}, bob.token);
     expect(JSON.stringify(alerts)).not.toContain(alertId);
