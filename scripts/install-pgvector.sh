@@ -7,7 +7,7 @@
 # binaries, and a running server then fails to load its libraries. Needs root (apt-get, make install).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-archive="${PGVECTOR_ARCHIVE:-$here/../../shared/vendor/pgvector-0.8.6.tar.gz}"
+archive="${PGVECTOR_ARCHIVE:-$here/../vendor/pgvector-0.8.6.tar.gz}"
 
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 if [ -z "$pg_bin" ]; then
