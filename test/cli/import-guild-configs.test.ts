@@ -10,6 +10,10 @@ import { createDatabase } from "../../src/db/database";
 import { createEmptyDatabase, testConfig, testDbKind, type TestDatabase } from "../helpers/db";
 import { parleyCli } from "../helpers/cli";
 
+// Every case runs the CLI as a child process; on PGlite each run opens the embedded database afresh (seconds),
+// and a case runs it up to five times: far over the default on a busy machine.
+jest.setTimeout(240_000);
+
 let target: { env: Record<string, string>; database?: TestDatabase; dir?: string };
 let files: string;
 
@@ -26,6 +30,9 @@ beforeAll(async () => {
   } else {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-cli-"));
     target = { env: { PGLITE_DIR: dir }, dir };
+    // Migrated once here, so no case pays for it.
+    const migrated = await parleyCli(["migrate"], target.env);
+    if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
   }
 });
 
