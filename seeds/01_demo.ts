@@ -1,8 +1,9 @@
 /**
  * A small, realistic demo: an admin, two members (one on Discord), an AI worker (service), a web
  * conversation with a tool call, a Discord channel conversation, a few bot metrics, two priced models and a
- * month of usage on the ledger (so `usage` shows something at once), and a few documents with deterministic
- * demo vectors (global, Bob's guild, Alice's own) to try searchDocuments on. Re-running replaces the demo rows
+ * month of usage on the ledger (so `usage` shows something at once), a few documents with deterministic
+ * demo vectors (global, Bob's guild, Alice's own) to try searchDocuments on, a shared assistant the trip is
+ * pinned to, ratings of the assistant's replies and a code artifact with two versions (seeds/demo/). Re-running replaces the demo rows
  * (fixed ids and names) and prints a fresh API key for the member Alice.
  */
 import { createHash } from "node:crypto";
@@ -16,6 +17,9 @@ import { demoEmbedding } from "../src/modules/knowledge/demo-embedding";
 import { insertChunks } from "../src/modules/knowledge/document.service";
 import { vectorsEnabled } from "../src/modules/knowledge/vectors";
 import { ensureVectorIndex } from "../src/modules/knowledge/vector-index";
+import { seedAssistants } from "./demo/assistants";
+import { seedFeedback } from "./demo/feedback";
+import { seedArtifacts } from "./demo/artifacts";
 
 const ids = {
   ada: "00000000-0000-4000-8000-00000000000a",
@@ -150,6 +154,9 @@ export async function seed(knex: Knex, encryption = loadConfig().encryption): Pr
 
     await seedUsage(trx, now);
     await seedKnowledge(trx, vectors);
+    await seedAssistants(trx, ids);
+    await seedFeedback(trx, ids);
+    await seedArtifacts(trx, ids);
 
     await trx("metrics").insert(
       Array.from({ length: 12 }, (_, i) => ({

@@ -83,6 +83,9 @@ export interface Config {
   /** Conversation exports (transcripts): where the files go and when they run in the background. */
   transcripts: TranscriptConfig;
 
+  /** Artifacts of assistant messages: their files go to the transcripts' storage backend, under artifacts/. */
+  artifacts: ArtifactConfig;
+
   /** The Discord adapter; undefined (off) unless DISCORD_TOKEN is set. */
   discord: DiscordConfig | undefined;
 
@@ -151,6 +154,13 @@ export interface TranscriptConfig {
   jobTimeoutSeconds: number;
   /** Set when storage is "s3". */
   s3: S3Config | undefined;
+}
+
+export interface ArtifactConfig {
+  /** ARTIFACT_MAX_TEXT_BYTES: largest inline text (UTF-8) of an artifact version. @default 262144 */
+  maxTextBytes: number;
+  /** ARTIFACT_MAX_FILE_BYTES: largest file uploaded to an artifact version. @default 52428800 */
+  maxFileBytes: number;
 }
 
 export interface S3Config {
@@ -467,6 +477,10 @@ export function loadConfig(env: Env = process.env): Config {
     },
     encryption: encryptionConfig(env),
     transcripts: transcriptConfig(env),
+    artifacts: {
+      maxTextBytes: int(env, "ARTIFACT_MAX_TEXT_BYTES", 256 * 1024, 1),
+      maxFileBytes: int(env, "ARTIFACT_MAX_FILE_BYTES", 50 * 1024 * 1024, 1),
+    },
     discord: discordConfig(env),
     alertWebhook: alertWebhookConfig(env),
     knowledge: knowledgeConfig(env),

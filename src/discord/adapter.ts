@@ -9,7 +9,7 @@
  * - Each guild's settings (guildConfig, cached for GUILD_CONFIG_TTL_MS) may name the channels it serves
  *   (allowedChannels): elsewhere `/parley start` is refused and new messages are not relayed.
  * - The relay stores what people write in bound channels (relay.ts), the posters post the assistant's replies
- *   (poster.ts).
+ *   (poster.ts) with 👍/👎 buttons, whose clicks become the clicking member's feedback (feedback.ts).
  * - On every (re)connection to the gateway (a start, a resumed session, a new session) the adapter reloads
  *   the bindings from Parley and backfills each bound channel, so nothing sent while it was away is missed.
  */
@@ -35,6 +35,7 @@ import { COMMAND_NAME, SUBCOMMANDS } from "./commands";
 import { whisper, type CommandContext, type TranscriptSource } from "./commands/command";
 import { transcriptsFromParley } from "./commands/transcript";
 import { GuildConfigs } from "./guild-configs";
+import { onFeedbackClick } from "./feedback";
 
 export interface DiscordAdapterOptions {
   /** What the transport needs: the server's schema, database, live hub, rate limiter, config and logger. */
@@ -190,6 +191,7 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
   };
 
   async function onInteraction(interaction: Interaction): Promise<void> {
+    if (interaction.isButton()) return void (await onFeedbackClick(interaction, { transport, log, userFor: (user, member) => relay.userFor(user, member) }));
     if (!interaction.isChatInputCommand() || interaction.commandName !== COMMAND_NAME) return;
     const sub = SUBCOMMANDS.find((candidate) => candidate.name === interaction.options.getSubcommand(false));
     try {

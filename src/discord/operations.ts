@@ -117,6 +117,13 @@ export const RECORD_POST = /* GraphQL */ `
   }
 `;
 
+/** A click on a reply's 👍/👎 button, as the clicking Discord member's feedback (see feedback.ts). */
+export const RATE_MESSAGE = /* GraphQL */ `
+  mutation DiscordRate($input: RateMessageInput!) {
+    rateMessage(input: $input) { id rating }
+  }
+`;
+
 /** Everything that happens in a bound conversation; the adapter posts the ASSISTANT messages. */
 export const EVENTS = /* GraphQL */ `
   subscription DiscordEvents($id: UUID!, $after: Int) {

@@ -8,7 +8,8 @@
  *
  * A streamed reply is posted once (its text so far, or "…"), then edited as chunks arrive, at most once per
  * DISCORD_EDIT_INTERVAL_MS, every edit carrying all chunks that came meanwhile; when it completes or fails,
- * the final text is written at once. Parts over 2,000 characters become further messages (see split.ts).
+ * the final text is written at once. Parts over 2,000 characters become further messages (see split.ts). A
+ * complete reply's last part carries the 👍/👎 feedback buttons (feedback.ts).
  */
 import { ChannelType, DiscordAPIError, type Client, type SendableChannels } from "discord.js";
 import type { Logger } from "pino";
@@ -19,6 +20,7 @@ import { openFenceAfter, splitMessage } from "./split";
 import { CoalescingThrottle } from "./throttle";
 import { backoff, isTransient, pause, type RetryPolicy } from "./retry";
 import { partNonce } from "./message-data";
+import { feedbackButtons } from "./feedback";
 
 export interface PosterDeps {
   client: Client;
@@ -94,20 +96,27 @@ class ReplyPost {
     if (this.final && this.status === "COMPLETE" && this.text.trim() === "") {
       return this.record("POSTED"); // tool calls only: nothing to show
     }
-    const parts = splitMessage(renderReply(this.text, this.status));
+    // The state as of now: events that arrive while Discord is called request another run, so a reply is recorded
+    // POSTED only after Discord shows what it had when it finished (the buttons included).
+    const { final, status } = this;
+    const parts = splitMessage(renderReply(this.text, status));
     const channel = await sendable(this.deps.client, this.channelId);
     for (const [index, part] of parts.entries()) {
+      // The 👍/👎 buttons go under a complete reply's last part (feedback.ts): a streaming one may still grow a part.
+      const buttons = status === "COMPLETE" && index === parts.length - 1;
+      const components = buttons ? [feedbackButtons(this.messageId)] : [];
+      const shown = buttons ? `${part}\u0000buttons` : part; // what the part shows, buttons included (NUL is never in text)
       if (index < this.ids.length) {
-        if (this.sent[index] !== part) await channel.messages.edit(this.ids[index], { content: part, allowedMentions: NO_MENTIONS });
+        if (this.sent[index] !== shown) await channel.messages.edit(this.ids[index], { content: part, components, allowedMentions: NO_MENTIONS });
       } else {
-        const posted = await channel.send({ content: part, nonce: partNonce(this.messageId, index), enforceNonce: true, allowedMentions: NO_MENTIONS });
+        const posted = await channel.send({ content: part, components, nonce: partNonce(this.messageId, index), enforceNonce: true, allowedMentions: NO_MENTIONS });
         this.ids.push(posted.id);
         // Recorded before anything else is posted; the last part of a finished reply is recorded with POSTED below.
-        if (!this.final || index < parts.length - 1) await this.record("POSTING");
+        if (!final || index < parts.length - 1) await this.record("POSTING");
       }
-      this.sent[index] = part;
+      this.sent[index] = shown;
     }
-    if (this.final) await this.record("POSTED");
+    if (final) await this.record("POSTED");
   }
 
   private async record(status: "POSTING" | "POSTED" | "FAILED", error?: string): Promise<void> {

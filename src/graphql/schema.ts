@@ -27,6 +27,9 @@ import { KnowledgeTopUserResolver, QueryHistoryResolver } from "../modules/knowl
 import { GuildConfigResolver } from "../modules/guild/guild-config.resolver";
 import { MessageSearchResolver } from "../modules/search/message-search.resolver";
 import { DocumentResolver } from "../modules/knowledge/document.resolver";
+import { AssistantResolver, AssistantVersionResolver, ConversationAssistantResolver, MessageAssistantResolver } from "../modules/assistant/assistant.resolver";
+import { ArtifactResolver, ConversationArtifactsResolver, MessageArtifactsResolver } from "../modules/artifact/artifact.resolver";
+import { FeedbackResolver, MessageFeedbackResolver } from "../modules/feedback/feedback.resolver";
 
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
@@ -55,6 +58,15 @@ const resolvers = [
   GuildConfigResolver,
   MessageSearchResolver,
   DocumentResolver,
+  AssistantResolver,
+  AssistantVersionResolver,
+  ConversationAssistantResolver,
+  MessageAssistantResolver,
+  ArtifactResolver,
+  MessageArtifactsResolver,
+  ConversationArtifactsResolver,
+  FeedbackResolver,
+  MessageFeedbackResolver,
 ] as const;
 
 /**

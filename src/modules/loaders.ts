@@ -20,6 +20,14 @@ import { discordPostsByMessageId } from "./discord/discord.loaders";
 import { AiModelPrice } from "./usage/ai-model.model";
 import { chunkPageBatch, chunkPageKey, type ChunkPageKey } from "./knowledge/document.loaders";
 import type { DocumentChunk } from "./knowledge/document.model";
+import type { Feedback, FeedbackSummary } from "./feedback/feedback.types";
+import { feedbackByMessageAndUser, feedbackKey, feedbackSummariesByMessageId, type FeedbackKey } from "./feedback/feedback.loaders";
+import { activityByUserId, favouriteModelsBatch, favouriteModelsKey, type ActivityRow, type FavouriteModelsKey } from "./user/user-activity.loaders";
+import type { FavouriteModel } from "./user/user-activity.types";
+import { Artifact } from "./artifact/artifact.types";
+import { artifactsByMessageId, conversationArtifactsKey, latestArtifactsByConversation, type ConversationArtifactsKey } from "./artifact/artifact.loaders";
+import type { Assistant, AssistantVersion } from "./assistant/assistant.types";
+import { assistantsById, assistantVersionsById, versionsByAssistantId } from "./assistant/assistant.loaders";
 
 /** Groups rows by key, aligned to keys (an empty list for a key without rows), keeping the rows' order. */
 export function mapToMany<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) => K): V[][] {
@@ -41,6 +49,7 @@ function byIdLoader<M extends { id: string }>(load: (ids: readonly string[]) => 
 
 export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefined) {
   const userById = byIdLoader<User>((ids) => User.query(knex).findByIds(ids as string[]));
+  const assistantById = new DataLoader<string, Assistant | undefined>((ids) => assistantsById(knex, ids));
   return {
     userById,
     conversationById: byIdLoader<Conversation>((ids) => Conversation.query(knex).findByIds(ids as string[])),
@@ -75,6 +84,24 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
     }),
     /** A page of chunks for each of many documents. */
     chunkPage: new DataLoader<ChunkPageKey, DocumentChunk[], string>((keys) => chunkPageBatch(knex, keys), { cacheKeyFn: chunkPageKey }),
+    assistantById,
+    /** Assistant versions (Conversation.assistant, Message.assistant), their assistants read in the same statement. */
+    assistantVersionById: new DataLoader<string, AssistantVersion | undefined>((ids) =>
+      assistantVersionsById(knex, ids, (assistant) => assistantById.prime(assistant.id, assistant)),
+    ),
+    /** Each assistant's versions, oldest first. */
+    assistantVersionsByAssistantId: new DataLoader<string, AssistantVersion[]>((ids) => versionsByAssistantId(knex, ids)),
+    artifactById: byIdLoader<Artifact>((ids) => Artifact.query(knex).findByIds(ids as string[])),
+    /** Each message's artifact versions, oldest first. */
+    artifactsByMessageId: new DataLoader<string, Artifact[]>((ids) => artifactsByMessageId(knex, ids)),
+    /** The latest version of each artifact of a conversation (of one kind, or all), most recently changed first. */
+    artifactsByConversation: new DataLoader<ConversationArtifactsKey, Artifact[], string>((keys) => latestArtifactsByConversation(knex, keys), {
+      cacheKeyFn: conversationArtifactsKey,
+    }),
+    /** One user's feedback on a message (Message.myFeedback). */
+    feedbackByMessageAndUser: new DataLoader<FeedbackKey, Feedback | undefined, string>((keys) => feedbackByMessageAndUser(knex, keys), { cacheKeyFn: feedbackKey }),
+    /** Everyone's feedback on a message, counted (Message.feedbackSummary). */
+    feedbackSummaryByMessageId: new DataLoader<string, FeedbackSummary>((ids) => feedbackSummariesByMessageId(knex, ids)),
     /** What the Discord adapter posted of each assistant message. */
     discordPostByMessageId: new DataLoader<string, DiscordPost | undefined>((ids) => discordPostsByMessageId(knex, ids)),
     /**
@@ -88,6 +115,10 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
         .orderBy("effectiveFrom", "desc");
       return mapToMany(ids, rows, (row) => row.modelId);
     }),
+    /** Each user's user_activity row (zeros for a user without one). */
+    activityByUserId: new DataLoader<string, ActivityRow>((ids) => activityByUserId(knex, ids)),
+    /** Each user's top models from the monthly usage roll-ups. */
+    favouriteModels: new DataLoader<FavouriteModelsKey, FavouriteModel[], string>((keys) => favouriteModelsBatch(knex, keys), { cacheKeyFn: favouriteModelsKey }),
   };
 }
 

@@ -10,7 +10,7 @@ import type { Context, ContextDeps } from "../graphql/context";
 import { createContext } from "../graphql/context";
 import { AppError, ErrorCode, unavailableError } from "../graphql/errors";
 import { applyCors } from "./cors";
-import { DOWNLOAD_PATH, serveTranscript } from "./download";
+import { ARTIFACT_CONTENT_PATH, ARTIFACT_DOWNLOAD_PATH, DOWNLOAD_PATH, serveArtifactDownload, serveArtifactUpload, serveTranscript } from "./download";
 import type { RateLimiter } from "./rate-limit";
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -68,6 +68,19 @@ async function parseBody(req: http.IncomingMessage, config: Config): Promise<unk
   return text; // Apollo answers unsupported content types (and CSRF-suspect requests) itself
 }
 
+/** The file route a path names (download.ts), with the id it carries. */
+function fileRoute(pathname: string) {
+  for (const [pattern, serve] of [
+    [DOWNLOAD_PATH, serveTranscript],
+    [ARTIFACT_DOWNLOAD_PATH, serveArtifactDownload],
+    [ARTIFACT_CONTENT_PATH, serveArtifactUpload],
+  ] as const) {
+    const match = pattern.exec(pathname);
+    if (match) return { serve, id: match[1] };
+  }
+  return undefined;
+}
+
 export interface HttpHandlerDeps extends ContextDeps {
   apollo: ApolloServer<Context>;
   rateLimiter: RateLimiter;
@@ -111,10 +124,10 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
         const ready = await db.isReady();
         return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "unavailable" });
       }
-      const download = DOWNLOAD_PATH.exec(url.pathname);
-      if (download) {
+      const file = fileRoute(url.pathname);
+      if (file) {
         applyCors(req, res, config.corsOrigins, req.method === "OPTIONS");
-        return await serveTranscript(req, res, download[1], () => requestContext(deps, req, requestId), log.child({ requestId }));
+        return await file.serve(req, res, file.id, () => requestContext(deps, req, requestId), log.child({ requestId }));
       }
       if (url.pathname !== "/graphql") throw new HttpError(404, ErrorCode.NOT_FOUND, "Not found");
       applyCors(req, res, config.corsOrigins, req.method === "OPTIONS");

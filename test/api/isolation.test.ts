@@ -13,11 +13,13 @@ let bob: TestUser; // the outsider
 let conversationId: string;
 let messageId: string;
 let transcriptId: string;
+let artifactId: string;
 let aliceKeyId: string;
 let admin: TestUser;
 let modelId: string;
 let budgetId: string;
 let alertId: string;
+let ratedReplyId: string; // an assistant reply in Alice's conversation, rated by her
 
 /** Until this process's live hub holds `count` streams (a subscription is in place). */
 async function streamsOpen(count: number): Promise<void> {
@@ -74,6 +76,20 @@ const cases: Record<string, () => Promise<void>> = {
     await refusedWithoutEffect(SEARCH, { filter: { conversationId } });
   },
   "Query.transcript": () => refusedWithoutEffect(`query($id: UUID!) { transcript(id: $id) { id } }`, { id: transcriptId }),
+  "Query.artifact": () => refusedWithoutEffect(`query($id: UUID!) { artifact(id: $id) { id content } }`, { id: artifactId }),
+  "Mutation.createArtifact": async () => {
+    const input = { messageId, kind: "CODE", title: "mine now", content: "x" };
+    await refusedWithoutEffect(`mutation($input: CreateArtifactInput!) { createArtifact(input: $input) { id } }`, { input });
+    expect(await app.database.db.knex("artifacts").where({ conversationId }).pluck("id")).toEqual([artifactId]);
+  },
+  "Mutation.editArtifact": async () => {
+    await refusedWithoutEffect(`mutation($id: UUID!) { editArtifact(id: $id, input: { content: "pwned" }) { id } }`, { id: artifactId });
+    expect(await app.database.db.knex("artifacts").where({ conversationId }).pluck("id")).toEqual([artifactId]);
+  },
+  "Mutation.deleteArtifact": async () => {
+    await refusedWithoutEffect(`mutation($id: UUID!) { deleteArtifact(id: $id) }`, { id: artifactId });
+    expect(await app.database.db.knex("artifacts").where({ conversationId }).pluck("id")).toEqual([artifactId]);
+  },
   "Mutation.createTranscript": async () => {
     await refusedWithoutEffect(`mutation($id: UUID!) { createTranscript(input: { conversationId: $id, format: CSV }) { id } }`, { id: conversationId });
     expect(await app.database.db.knex("transcripts").where({ conversationId }).select("createdBy")).toEqual([{ createdBy: alice.user.id }]);
@@ -114,6 +130,13 @@ const cases: Record<string, () => Promise<void>> = {
   "Mutation.reactivateUser": () => refusedWithoutEffect(`mutation($u: UUID!) { reactivateUser(id: $u) { id } }`, { u: alice.user.id }, "FORBIDDEN"),
   "Mutation.upsertDiscordUser": () =>
     refusedWithoutEffect(`mutation { upsertDiscordUser(input: { discordId: "123", displayName: "x" }) { id } }`, {}, "FORBIDDEN"),
+  // No argument names whose preferences change: only the viewer's own ever do.
+  "Mutation.updatePreferences": async () => {
+    const UPDATE = `mutation($p: JSON!) { updatePreferences(preferences: $p, merge: false) { id preferences } }`;
+    await app.ok(UPDATE, { p: { theme: "dark" } }, alice.token);
+    expect((await app.ok(UPDATE, { p: { theme: "light" } }, bob.token)).updatePreferences).toEqual({ id: bob.user.id, preferences: { theme: "light" } });
+    expect((await app.ok(`{ viewer { preferences } }`, {}, alice.token)).viewer.preferences).toEqual({ theme: "dark" });
+  },
   "Mutation.grantService": () =>
     refusedWithoutEffect(`mutation($u: UUID!) { grantService(input: { serviceId: $u, origin: WEB }) { id } }`, { u: bob.user.id }, "FORBIDDEN"),
   "Mutation.revokeServiceGrant": () =>
@@ -282,6 +305,52 @@ const cases: Record<string, () => Promise<void>> = {
     await refusedWithoutEffect(`query($u: UUID!) { knowledgeStats(scope: { kind: USER, userId: $u }) { queries } }`, { u: alice.user.id }, "FORBIDDEN");
     expect((await app.ok(`{ knowledgeStats { queries topUsers { userId } } }`, {}, bob.token)).knowledgeStats).toEqual({ queries: 0, topUsers: [] });
   },
+  // Assistants: each case makes Alice's private one first; Bob neither sees, changes, deletes nor pins it.
+  "Query.assistant": async () => {
+    const { createAssistant } = await app.ok(`mutation { createAssistant(input: { name: "alice's secret helper", model: "m", systemPrompt: "my secret" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`query($id: UUID!) { assistant(id: $id) { name currentVersion { systemPrompt } } }`, { id: createAssistant.id });
+  },
+  "Query.assistants": async () => {
+    await app.ok(`mutation { createAssistant(input: { name: "listed for alice", model: "m" }) { id } }`, {}, alice.token);
+    const { assistants } = await app.ok(`{ assistants(first: 100, filter: { includeInactive: true }) { edges { node { name } } } }`, {}, bob.token);
+    expect(JSON.stringify(assistants)).not.toContain("listed for alice");
+  },
+  "Mutation.createAssistant": async () => {
+    await refusedWithoutEffect(`mutation { createAssistant(input: { name: "for everyone", model: "m", shared: true }) { id } }`, {}, "FORBIDDEN");
+    await refusedWithoutEffect(`mutation($u: UUID!) { createAssistant(input: { name: "reads alice", model: "m", knowledgeScope: { kind: USER, userId: $u } }) { id } }`, { u: alice.user.id }, "FORBIDDEN");
+    expect(await app.database.db.knex("assistants").whereIn("name", ["for everyone", "reads alice"]).first()).toBeUndefined();
+  },
+  "Mutation.updateAssistant": async () => {
+    const { createAssistant } = await app.ok(`mutation { createAssistant(input: { name: "not bob's to change", model: "m" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`mutation($id: UUID!) { updateAssistant(id: $id, input: { model: "pwned" }) { id } }`, { id: createAssistant.id });
+    expect(await app.database.db.knex("assistant_versions").where({ assistantId: createAssistant.id }).select("model")).toEqual([{ model: "m" }]);
+  },
+  "Mutation.setAssistantActive": async () => {
+    const { createAssistant } = await app.ok(`mutation { createAssistant(input: { name: "stays active", model: "m" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`mutation($id: UUID!) { setAssistantActive(id: $id, active: false) { id } }`, { id: createAssistant.id });
+    expect(await app.database.db.knex("assistants").where({ id: createAssistant.id }).first("isActive")).toEqual({ isActive: true });
+  },
+  "Mutation.deleteAssistant": async () => {
+    const { createAssistant } = await app.ok(`mutation { createAssistant(input: { name: "stays", model: "m" }) { id } }`, {}, alice.token);
+    await refusedWithoutEffect(`mutation($id: UUID!) { deleteAssistant(id: $id) }`, { id: createAssistant.id });
+    expect(await app.database.db.knex("assistants").where({ id: createAssistant.id }).first("id")).toBeDefined();
+  },
+  "Mutation.pinAssistant": async () => {
+    const PIN = `mutation($c: UUID!, $a: UUID!) { pinAssistant(conversationId: $c, assistantId: $a) { id } }`;
+    const { createAssistant: hers } = await app.ok(`mutation { createAssistant(input: { name: "not bob's to pin", model: "m" }) { id } }`, {}, alice.token);
+    const { createAssistant: his } = await app.ok(`mutation { createAssistant(input: { name: "bob's own", model: "m" }) { id } }`, {}, bob.token);
+    const { createConversation } = await app.ok(`mutation { createConversation(input: { title: "bob's" }) { id } }`, {}, bob.token);
+    await refusedWithoutEffect(PIN, { c: conversationId, a: his.id }); // her conversation
+    await refusedWithoutEffect(PIN, { c: createConversation.id, a: hers.id }); // her assistant
+    expect(await app.database.db.knex("conversations").whereIn("id", [conversationId, createConversation.id]).whereNotNull("assistantVersionId").first("id")).toBeUndefined();
+  },
+  "Mutation.unpinAssistant": async () => {
+    const { createAssistant } = await app.ok(`mutation { createAssistant(input: { name: "pinned by alice", model: "m" }) { id } }`, {}, alice.token);
+    const { createConversation } = await app.ok(`mutation { createConversation(input: { title: "pinned" }) { id } }`, {}, alice.token);
+    await app.ok(`mutation($c: UUID!, $a: UUID!) { pinAssistant(conversationId: $c, assistantId: $a) { id } }`, { c: createConversation.id, a: createAssistant.id }, alice.token);
+    await refusedWithoutEffect(`mutation($c: UUID!) { unpinAssistant(conversationId: $c) { id } }`, { c: createConversation.id });
+    expect(await app.database.db.knex("conversations").where({ id: createConversation.id }).first("assistantVersionId")).not.toEqual({ assistantVersionId: null });
+  },
   "Query.alerts": async () => {
     const { alerts } = await app.ok(`{ alerts { totalCount edges { node { id } } } }`, {}, bob.token);
     expect(JSON.stringify(alerts)).not.toContain(alertId);
@@ -290,6 +359,17 @@ const cases: Record<string, () => Promise<void>> = {
     refusedWithoutEffect(`mutation($u: UUID!) { raiseAlert(input: { severity: CRITICAL, source: "bob", message: "boo", userId: $u }) { id } }`, { u: alice.user.id }, "FORBIDDEN"),
   "Mutation.acknowledgeAlert": () => refusedWithoutEffect(`mutation($id: UUID!) { acknowledgeAlert(id: $id) { id } }`, { id: alertId }, "FORBIDDEN"),
   "Mutation.resolveAlert": () => refusedWithoutEffect(`mutation($id: UUID!) { resolveAlert(id: $id) { id } }`, { id: alertId }, "FORBIDDEN"),
+  // Feedback: Bob neither rates, retracts nor counts what Alice thought of a reply in her conversation.
+  "Mutation.rateMessage": async () => {
+    await refusedWithoutEffect(`mutation($m: UUID!) { rateMessage(input: { messageId: $m, rating: DOWN }) { id } }`, { m: ratedReplyId });
+    expect(await app.database.db.knex("feedback").where({ messageId: ratedReplyId }).select("userId", "rating")).toEqual([{ userId: alice.user.id, rating: "up" }]);
+  },
+  "Mutation.retractFeedback": async () => {
+    await refusedWithoutEffect(`mutation($m: UUID!, $u: UUID) { retractFeedback(messageId: $m, userId: $u) }`, { m: ratedReplyId, u: alice.user.id });
+    expect(await app.database.db.knex("feedback").where({ messageId: ratedReplyId }).select("userId")).toEqual([{ userId: alice.user.id }]);
+  },
+  "Query.feedbackStats": () =>
+    refusedWithoutEffect(`{ feedbackStats(filter: { from: "2000-01-01T00:00:00Z", to: "2100-01-01T00:00:00Z" }, groupBy: [MODEL]) { up down } }`, {}, "FORBIDDEN"),
   "Subscription.alertRaised": async () => {
     // Bob's stream gets the alert about him, and none of the one about Alice raised first.
     const client = wsClient(app.url, bob.token);
@@ -329,6 +409,22 @@ beforeAll(async () => {
   expect(createTranscript.status).toBe("READY");
   transcriptId = createTranscript.id;
   admin = await app.makeUser(Role.ADMIN, "admin");
+  const { addMessage: answer } = await app.ok(
+    `mutation($id: UUID!) { addMessage(input: { conversationId: $id, role: ASSISTANT, content: "an answer" }) { id } }`,
+    { id: conversationId },
+    admin.token,
+  );
+  ({ createArtifact: { id: artifactId } } = await app.ok(
+    `mutation($m: UUID!) { createArtifact(input: { messageId: $m, kind: CODE, title: "alice.py", content: "print('hi')" }) { id } }`,
+    { m: answer.id },
+    admin.token,
+  ));
+  ({ addMessage: { id: ratedReplyId } } = await app.ok(
+    `mutation($id: UUID!) { addMessage(input: { conversationId: $id, role: ASSISTANT, content: "a rated answer" }) { id } }`,
+    { id: conversationId },
+    admin.token,
+  ));
+  await app.ok(`mutation($m: UUID!) { rateMessage(input: { messageId: $m, rating: UP }) { id } }`, { m: ratedReplyId }, alice.token);
   ({ upsertAiModel: { id: modelId } } = await app.ok(
     `mutation { upsertAiModel(input: { provider: "p", name: "iso-model", price: { inputPerMillion: 1, outputPerMillion: 1 } }) { id } }`,
     {},
@@ -375,6 +471,23 @@ describe("isolation between members", () => {
     expect(body).not.toContain("my secret");
     expect(owner.status).toBe(200);
     expect(await owner.text()).toContain("my secret");
+  });
+
+  it("GET /artifacts/:id/download and PUT /artifacts/:id/content answer an outsider 404, exactly like an unknown id", async () => {
+    const unknownId = "00000000-0000-4000-8000-000000000000";
+    const get = (id: string, token: string) => fetch(`${app.url}/artifacts/${id}/download`, { headers: { authorization: `Bearer ${token}` } });
+    const put = (id: string, token: string) =>
+      fetch(`${app.url}/artifacts/${id}/content`, { method: "PUT", headers: { authorization: `Bearer ${token}` }, body: "pwned" });
+    const [outsider, unknown, owner] = await Promise.all([get(artifactId, bob.token), get(unknownId, bob.token), get(artifactId, alice.token)]);
+    expect(outsider.status).toBe(404);
+    const body = await outsider.text();
+    expect(body).toBe(await unknown.text());
+    expect(body).not.toContain("print");
+    expect(owner.status).toBe(200);
+    expect(await owner.text()).toBe("print('hi')");
+    const [putOutsider, putUnknown] = await Promise.all([put(artifactId, bob.token), put(unknownId, bob.token)]);
+    expect(putOutsider.status).toBe(404);
+    expect(await putOutsider.text()).toBe(await putUnknown.text());
   });
 
   it("a service sees only the metrics it recorded", async () => {

@@ -14,6 +14,9 @@ const APP_TABLES = [
   "ai_requests",
   "alert_deliveries",
   "api_keys",
+  "artifacts",
+  "assistant_versions",
+  "assistants",
   "audit_logs",
   "backup_logs",
   "conversations",
@@ -21,6 +24,7 @@ const APP_TABLES = [
   "discord_posts",
   "document_chunks",
   "documents",
+  "feedback",
   "knowledge_bases",
   "message_chunks",
   "messages",
@@ -34,6 +38,7 @@ const APP_TABLES = [
   "system_alerts",
   "system_configs",
   "transcripts",
+  "user_activity",
   "user_budgets",
   "users",
 ];
@@ -421,8 +426,9 @@ describe("the migrated schema", () => {
         expect({ table: name, triggers: triggers.length }).toEqual({ table: name, triggers: 1 });
       }
       expect(tables.map((t) => t.name).sort()).toEqual(
-        ["ai_models", "alert_deliveries", "api_keys", "backup_logs", "conversations", "cost_tracking", "discord_posts", "documents", "knowledge_bases",
-          "messages", "query_cache", "server_configs", "system_alerts", "system_configs", "transcripts", "user_budgets", "users"].sort(),
+        ["ai_models", "alert_deliveries", "api_keys", "artifacts", "assistants", "backup_logs", "conversations", "cost_tracking", "discord_posts",
+          "documents", "feedback", "knowledge_bases", "messages", "query_cache", "server_configs", "system_alerts", "system_configs", "transcripts",
+          "user_budgets", "users"].sort(),
       );
     });
 

@@ -14,6 +14,7 @@ import { messagePageBatch, messagePageKey, type MessagePageKey } from "../messag
 import { audit } from "../audit/audit.service";
 import { publishConversationChanged, publishConversationDeleted } from "../live/live.hub";
 import { lockTranscriptKeys } from "../transcript/transcript.jobs";
+import { lockArtifactKeys, removeArtifactFiles } from "../artifact/artifact.service";
 import { embeddedColumns, plainColumns, rowSplitter } from "../../db/embed";
 import { prepared } from "../../db/prepared";
 import { Message } from "../message/message.model";
@@ -180,20 +181,22 @@ async function patchActive(knex: Knex, id: string, patch: Partial<Conversation>)
 }
 
 /**
- * Deletes the conversation with its messages and transcripts (foreign keys cascade), then, once that is
- * committed, the transcripts' files: a rollback must not leave rows whose files are gone.
+ * Deletes the conversation with its messages, transcripts and artifacts (foreign keys cascade), then, once
+ * that is committed, their files: a rollback must not leave rows whose files are gone.
  */
 export async function deleteConversation(ctx: Actor, id: string): Promise<boolean> {
   const current = await getConversation(ctx, id);
   const files = await ctx.db.knex.transaction(async (trx) => {
     const keys = await lockTranscriptKeys(trx, current.id);
+    const artifactKeys = await lockArtifactKeys(trx, current.id);
     const deleted = await Conversation.query(trx).deleteById(current.id);
     if (deleted === 0) throw new NotFoundError("Conversation");
     await publishConversationDeleted(trx, current.id, current.ownerId); // open streams of it end with NOT_FOUND
     await audit(ctx, { action: "conversation.delete", targetType: "conversation", targetId: id, details: { ownerId: current.ownerId, title: current.title } }, trx);
-    return keys;
+    return { keys, artifactKeys };
   });
   ctx.loaders.conversationById.clear(id);
-  await ctx.transcripts?.removeFiles(files);
+  await ctx.transcripts?.removeFiles(files.keys);
+  await removeArtifactFiles(ctx, files.artifactKeys);
   return true;
 }

@@ -65,4 +65,10 @@ export class AddMessageInput extends MessageUsageInput {
   @IsOptional()
   @MaxLength(200)
   model?: string | null;
+
+  @Field(() => UUIDScalar, {
+    nullable: true,
+    description: "ASSISTANT messages only: the assistant version that wrote it. Left out: the conversation's pinned version, if any.",
+  })
+  assistantVersionId?: string | null;
 }

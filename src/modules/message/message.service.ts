@@ -25,6 +25,7 @@ import { insertLedgerEntry, ledgerDocument, withLedger, type LedgerEntry } from 
 import { AiRequestKind, AiRequestStatus } from "../usage/usage.enums";
 import { noExhaustedBudget } from "../usage/budget.sql";
 import { assertWithinBudget } from "../usage/budget.service";
+import { assertMayAttribute } from "../assistant/assistant.service";
 
 export async function getMessage(ctx: Actor, id: string): Promise<Message> {
   viewerOf(ctx);
@@ -53,6 +54,9 @@ function checkInput(ctx: Actor, input: AddMessageInput & { role: MessageRole }, 
   if (input.model != null) checkText(input.model, "model");
   if (input.metadata != null) checkJson(input.metadata, "metadata", "object");
   if (input.toolCalls != null) checkJson(input.toolCalls, "toolCalls", "array");
+  if (input.assistantVersionId != null && input.role !== MessageRole.ASSISTANT) {
+    throw new BadUserInputError("Only ASSISTANT messages name an assistant version", { field: "assistantVersionId" });
+  }
   const hasToolCalls = Array.isArray(input.toolCalls) && input.toolCalls.length > 0;
   // A streamed message starts empty and grows by chunks.
   if (input.content.trim() === "" && !hasToolCalls && status !== MessageStatus.STREAMING) {
@@ -83,6 +87,7 @@ export async function addMessage(ctx: Actor, given: AddMessageInput, status = Me
   const viewer = viewerOf(ctx);
   checkInput(ctx, input, status);
   const author = await authorOf(ctx, input);
+  if (input.assistantVersionId != null) await assertMayAttribute(ctx, input.conversationId, input.assistantVersionId);
   const scope = await viewerScope(ctx);
   const fields: NewMessage = {
     conversationId: input.conversationId,
@@ -98,6 +103,8 @@ export async function addMessage(ctx: Actor, given: AddMessageInput, status = Me
     completionTokens: input.completionTokens ?? null,
     costUsd: input.costUsd ?? null,
     latencyMs: input.latencyMs ?? null,
+    // Always present (null when not given), so the one-statement write keeps one text: a prepared statement.
+    assistantVersionId: input.assistantVersionId ?? null,
   };
   try {
     // Plain text needs nothing computed from the seq, so the whole write is one statement; ciphertext is bound
@@ -147,6 +154,8 @@ interface NewMessage {
   completionTokens: number | null;
   costUsd: number | null;
   latencyMs: number | null;
+  /** Null: an assistant message takes the conversation's pinned version (ATTRIBUTION below). */
+  assistantVersionId: string | null;
 }
 
 /**
@@ -168,9 +177,16 @@ function bumpConversation(knex: Knex, conversationId: string, scope: Scope, budg
         // while this one waited for the lock; updated_at orders the inbox, so it must never go backwards.
         updatedAt: knex.raw("greatest(updated_at, clock_timestamp())"),
       },
-      ["lastSeq", "ownerId", "discordGuildId"],
+      ["lastSeq", "ownerId", "discordGuildId", "assistantVersionId"],
     );
 }
+
+/**
+ * The select expression of messages.assistant_version_id in the one-statement write: the version the writer
+ * named, else for an ASSISTANT message the conversation's pin (read by the bump, under its row lock).
+ */
+const ATTRIBUTION_COLUMN = "assistant_version_id";
+const ATTRIBUTION = `case when r.role = '${MessageRole.ASSISTANT}' then coalesce(r.assistant_version_id, bump.assistant_version_id) end`;
 
 /** The unique violation of a second message with the same requestId in one conversation. */
 const isDuplicateRequest = (error: unknown) =>
@@ -196,8 +212,9 @@ async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage
     .with(
       "ins",
       knex.raw(`insert into messages (seq, ${columns.map(() => "??").join(", ")})
-        select bump.last_seq, ${columns.map(() => "r.??").join(", ")} from bump, jsonb_populate_record(null::messages, ?::jsonb) r
-        returning *`, [...columns, ...columns, JSON.stringify(document)]),
+        select bump.last_seq, ${columns.map((column) => (column === ATTRIBUTION_COLUMN ? ATTRIBUTION : "r.??")).join(", ")}
+        from bump, jsonb_populate_record(null::messages, ?::jsonb) r
+        returning *`, [...columns, ...columns.filter((column) => column !== ATTRIBUTION_COLUMN), JSON.stringify(document)]),
     )
     .with("notified", knex.raw(`select ${messageAddedSql("ins", "bump")} from ins, bump`));
   // An assistant message with usage puts its model call on the ledger in the same statement (ledger.ts).
@@ -223,11 +240,18 @@ async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage
 /** The encrypted write: the ciphertext's AAD holds the seq, so it is computed between bump and insert. */
 async function insertInTransaction(ctx: Actor, scope: Scope, fields: NewMessage, content: string, budgeted: boolean): Promise<Message | undefined> {
   return ctx.db.knex.transaction(async (trx) => {
-    const [conversation] = (await bumpConversation(trx, fields.conversationId, scope, budgeted)) as { lastSeq: number; ownerId: string; discordGuildId: string | null }[];
+    const [conversation] = (await bumpConversation(trx, fields.conversationId, scope, budgeted)) as {
+      lastSeq: number;
+      ownerId: string;
+      discordGuildId: string | null;
+      assistantVersionId: string | null;
+    }[];
     if (!conversation) return undefined; // unknown, not the viewer's, or archived
+    const pinned = fields.role === MessageRole.ASSISTANT ? conversation.assistantVersionId : null;
     const [row] = await trx("messages")
       .insert({
         ...fields,
+        assistantVersionId: fields.assistantVersionId ?? pinned, // as ATTRIBUTION does in the one-statement write
         seq: conversation.lastSeq,
         ...storedContent(ctx.config.encryption, fields.conversationId, conversation.lastSeq, content),
         metadata: JSON.stringify(fields.metadata),

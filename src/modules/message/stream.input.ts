@@ -29,6 +29,9 @@ export class StartMessageInput {
   @IsOptional()
   @MaxLength(200)
   model?: string | null;
+
+  @Field(() => UUIDScalar, { nullable: true, description: "As in addMessage: the assistant version writing it (default: the conversation's pin)" })
+  assistantVersionId?: string | null;
 }
 
 @InputType({ description: "Usage of a completed message" })

@@ -7,7 +7,7 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { StorageUnavailableError, type StoredFile, type TranscriptStorage } from "./transcript.storage";
+import { StorageUnavailableError, type ByteRange, type StoredFile, type TranscriptStorage } from "./transcript.storage";
 
 /**
  * Writes `body` to `file` through a temp file and a rename; on failure the temp file is removed and `file`
@@ -54,11 +54,11 @@ export class DiskStorage implements TranscriptStorage {
     }
   }
 
-  async get(key: string): Promise<StoredFile> {
+  async get(key: string, range?: ByteRange): Promise<StoredFile> {
     const file = this.pathOf(key);
     try {
       const { size } = await fs.promises.stat(file);
-      return { body: fs.createReadStream(file), size };
+      return { body: fs.createReadStream(file, range ? { start: range.start, end: range.end } : {}), size };
     } catch (error) {
       throw storageError(error);
     }

@@ -13,7 +13,7 @@ import type { Readable } from "node:stream";
 import { AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, NoSuchUpload, S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { S3Config } from "../../config";
-import { StorageUnavailableError, type StoredFile, type TranscriptStorage } from "./transcript.storage";
+import { StorageUnavailableError, type ByteRange, type StoredFile, type TranscriptStorage } from "./transcript.storage";
 
 export class S3Storage implements TranscriptStorage {
   readonly kind = "s3";
@@ -73,10 +73,14 @@ export class S3Storage implements TranscriptStorage {
     for (const [uploadId, key] of [...this.unaborted]) await this.abort(uploadId, key);
   }
 
-  async get(key: string): Promise<StoredFile> {
+  async get(key: string, range?: ByteRange): Promise<StoredFile> {
     try {
-      const object = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }));
-      return { body: object.Body as Readable, size: Number(object.ContentLength) };
+      const object = await this.client.send(
+        new GetObjectCommand({ Bucket: this.config.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
+      );
+      // A ranged answer's length is the range's; the whole size is the part of Content-Range after the slash.
+      const size = range ? Number(object.ContentRange?.split("/")[1]) : Number(object.ContentLength);
+      return { body: object.Body as Readable, size };
     } catch (error) {
       throw new StorageUnavailableError(error);
     }

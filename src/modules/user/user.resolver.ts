@@ -10,6 +10,9 @@ import { NotFoundError } from "../../graphql/errors";
 import { isAdmin } from "./viewer";
 import { User } from "./user.model";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
+import { UserActivity } from "./user-activity.types";
+import { userActivity } from "./user-activity.service";
+import { updatePreferences } from "./user-preferences.service";
 
 /** Private fields are null for anyone but the user and admins (a message's author may be someone else). */
 function privateField<T>(ctx: Context, user: User, value: T): T | null {
@@ -73,6 +76,22 @@ export class UserResolver {
   @FieldResolver(() => String, { nullable: true, description: "Visible to the user and admins" })
   discordId(@Root() user: User, @Ctx() ctx: Context): string | null {
     return privateField(ctx, user, user.discordId);
+  }
+
+  @Mutation(() => User, {
+    description: "The viewer's own preferences (theme, language, defaultModel, defaultAssistantId, timeZone; null removes one), merged into the stored ones or, with merge: false, replacing them",
+  })
+  updatePreferences(
+    @Arg("preferences", () => JSONResolver) preferences: unknown,
+    @Arg("merge", () => Boolean, { nullable: true, defaultValue: true }) merge: boolean | null,
+    @Ctx() ctx: Context,
+  ): Promise<User> {
+    return updatePreferences(ctx, preferences, merge ?? true); // an explicit null means the default
+  }
+
+  @FieldResolver(() => UserActivity, { nullable: true, description: "Visible to the user and admins" })
+  activity(@Root() user: User, @Ctx() ctx: Context): Promise<UserActivity | null> {
+    return userActivity(ctx, user);
   }
 
   @FieldResolver(() => JSONResolver, { nullable: true, description: "Visible to the user and admins" })
