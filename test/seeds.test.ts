@@ -76,4 +76,21 @@ describe("npm run seed", () => {
     expect(byVector.map((hit: any) => hit.document.scope)).not.toContain("GUILD");
     expect(await app.database.db.knex("documents").count({ n: "*" }).first()).toEqual({ n: 5 });
   });
+
+  it("pins the trip to the demo assistant's first version, with Alice's rating and a two-version artifact on its reply", async () => {
+    await runSeed();
+    const aliceKey = await runSeed();
+    const { conversations } = await app.ok(
+      `{ conversations(first: 1) { edges { node { assistant { version assistant { name } }
+         messages(last: 10) { edges { node { seq role assistant { version } myFeedback { rating score } artifacts { title version } } } } } } } }`,
+      {},
+      aliceKey,
+    );
+    const trip = conversations.edges[0].node;
+    expect(trip.assistant).toEqual({ version: 1, assistant: { name: "Travel helper" } });
+    const reply = trip.messages.edges.find((edge: any) => edge.node.seq === 5).node;
+    expect(reply).toMatchObject({ role: "ASSISTANT", assistant: { version: 1 }, myFeedback: { rating: "UP", score: 5 } });
+    const versions = trip.messages.edges.flatMap((edge: any) => edge.node.artifacts).map((artifact: any) => artifact.version);
+    expect(versions.sort()).toEqual([1, 2]);
+  });
 });
