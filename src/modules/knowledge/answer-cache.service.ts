@@ -31,7 +31,7 @@ import {
   type KnowledgeScopeInput,
   type Scope,
 } from "./scope";
-import { assertVectorsEnabled, checkEmbedding, vectorLiteral, vectorsEnabled } from "./vectors";
+import { assertVectorsEnabled, checkEmbedding, settleEmbedding, vectorLiteral, vectorsEnabled } from "./vectors";
 import { AnswerMatch, CachedAnswer, CachedAnswerHit } from "./answer-cache.types";
 import type { CachedAnswerArgs, StoreAnswerInput } from "./answer-cache.input";
 
@@ -91,30 +91,6 @@ const toHit = (row: Record<string, unknown>, match: AnswerMatch, similarity: num
   Object.assign(new CachedAnswerHit(), { entry: toEntry(row), match, similarity });
 
 /**
- * Records the embedding's dimensions (and model) on a knowledge base that has none yet, then checks the
- * embedding against what the base holds. Concurrent first writers meet on the base's row lock: the first
- * sets the dimensions, the others update nothing (`dimensions is null` no longer holds), read the winner's
- * and are checked against them.
- */
-async function claimDimensions(trx: Knex.Transaction, base: KnowledgeBaseRow, embedding: number[], embeddingModel: string | null): Promise<void> {
-  let current: Pick<KnowledgeBaseRow, "dimensions" | "embeddingModel"> = base;
-  if (base.dimensions == null) {
-    await trx("knowledge_bases")
-      .where({ id: base.id })
-      .whereNull("dimensions")
-      .update({ dimensions: embedding.length, embeddingModel: trx.raw("coalesce(embedding_model, ?)", [embeddingModel]) });
-    current = await trx("knowledge_bases").where({ id: base.id }).first("dimensions", "embeddingModel");
-  }
-  checkEmbedding(embedding, current, "embedding");
-  if (embeddingModel && current.embeddingModel && embeddingModel !== current.embeddingModel) {
-    throw new BadUserInputError(`This knowledge base holds embeddings of ${current.embeddingModel}; this one is of ${embeddingModel}`, {
-      field: "embeddingModel",
-      expectedModel: current.embeddingModel,
-    });
-  }
-}
-
-/**
  * Locks the source documents FOR SHARE (sorted, so writers lock in one order), keeping only those in knowledge
  * the viewer may read: NOT_FOUND, the same for an unknown and an unreadable id, for the first missing one.
  * The lock makes a concurrent invalidateAnswers (FOR NO KEY UPDATE) wait for this answer, or this answer for it.
@@ -159,7 +135,7 @@ export async function storeAnswer(ctx: Actor, input: StoreAnswerInput): Promise<
   const readable = sources.length ? await readableBases(ctx, "kb") : undefined;
   return knex.transaction(async (trx) => {
     const base = await ensureKnowledgeBase(trx, scope);
-    if (embedding) await claimDimensions(trx, base, embedding, embeddingModel);
+    if (embedding) await settleEmbedding(trx, base, embedding, embeddingModel, "embedding");
     if (readable) await lockSources(trx, sources, readable);
     const { rows } = await trx.raw(
       `insert into query_cache (knowledge_base_id, question, question_hash, answer, model, metadata, dimensions, expires_at, created_by${vectors ? ", question_embedding" : ""})

@@ -10,6 +10,7 @@
  * (hnsw.iterative_scan), so a narrow filter still fills the page.
  */
 import type { Knex } from "knex";
+import { snakeCaseMappers } from "objection";
 import type { Actor } from "../actor";
 import { BadUserInputError } from "../../graphql/errors";
 import { checkText } from "../../graphql/json-input";
@@ -124,13 +125,13 @@ async function hasWords(knex: Knex, language: string, text: string): Promise<boo
   return rows[0].ok === true;
 }
 
-/** snake_case → camelCase: a raw result keeps the column names (knex maps only what its builder makes). */
-const camel = (name: string) => name.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+/** A raw result keeps the column names (knex maps only what its builder makes): the models' mapping, as budget.service does. */
+const fromColumns = snakeCaseMappers().parse;
 
 function toHit(row: Record<string, unknown>): DocumentSearchHit {
   const document = Document.fromJson(
     {
-      ...Object.fromEntries(Object.entries(row).filter(([key]) => DOCUMENT_COLUMNS.has(key)).map(([key, value]) => [camel(key), value])),
+      ...fromColumns(Object.fromEntries(Object.entries(row).filter(([key]) => DOCUMENT_COLUMNS.has(key)))),
       scope: row.scope,
       guildId: row.kb_guild_id,
       userId: row.kb_user_id,

@@ -26,7 +26,7 @@ import {
   type KnowledgeScopeInput,
   type Scope,
 } from "./scope";
-import { assertVectorsEnabled, checkEmbedding, vectorLiteral } from "./vectors";
+import { assertVectorsEnabled, checkEmbedding, settleEmbedding, vectorLiteral } from "./vectors";
 import { ensureVectorIndex } from "./vector-index";
 import { createEmbedder, recordEmbeddingUsage, type Embedder } from "./embeddings";
 import { invalidateAnswers } from "./answer-cache.service";
@@ -125,34 +125,6 @@ async function embed(actor: Actor, input: UpsertDocumentInput, chunks: ChunkRow[
   return { model: embedder!.model, usage: { promptTokens: result.promptTokens, latencyMs: result.latencyMs } };
 }
 
-/**
- * Settles the knowledge base's model and dimensions for vectors of `dimensions` from `model`: the first vectors
- * set them (concurrent first writers meet on `dimensions is null`), later ones must agree.
- */
-async function settleVectors(trx: Knex, base: KnowledgeBaseRow, dimensions: number, model: string | null): Promise<KnowledgeBaseRow> {
-  if (base.dimensions == null) {
-    const { rows } = await trx.raw(
-      `update knowledge_bases set dimensions = ?, embedding_model = coalesce(embedding_model, ?) where id = ? and dimensions is null
-       returning embedding_model as "embeddingModel", dimensions`,
-      [dimensions, model, base.id],
-    );
-    base = rows[0] ? { ...base, ...rows[0] } : ((await trx("knowledge_bases").where({ id: base.id }).first(["embedding_model", "dimensions"])) as KnowledgeBaseRow & typeof base);
-  }
-  if (base.dimensions !== dimensions) {
-    throw new BadUserInputError(`This knowledge base holds ${base.dimensions}-dimensional embeddings; these have ${dimensions}`, {
-      field: "chunks.embedding",
-      expectedDimensions: base.dimensions,
-      dimensions,
-    });
-  }
-  if (model && base.embeddingModel && model !== base.embeddingModel) {
-    throw new BadUserInputError(`This knowledge base holds embeddings of ${base.embeddingModel}, not ${model}: vectors of two models do not compare`, {
-      field: "embeddingModel",
-    });
-  }
-  return base;
-}
-
 /** Reads a document the viewer may `mode`: NOT_FOUND when they may not read it (its existence stays hidden). */
 async function accessibleDocument(actor: Actor, knex: Knex, id: string, mode: "read" | "write"): Promise<Document> {
   const found = await documentQuery(knex).findById(id);
@@ -197,7 +169,7 @@ export async function upsertDocument(actor: Actor, input: UpsertDocumentInput): 
   base ??= await ensureKnowledgeBase(knex, scope);
 
   const id = await knex.transaction(async (trx) => {
-    if (dimensions) base = await settleVectors(trx, base!, dimensions, embedded.model);
+    if (dimensions) base = await settleEmbedding(trx, base!, chunks[0].embedding!, embedded.model, "chunks.embedding");
     const row = {
       title,
       sourceUrl,

@@ -57,6 +57,37 @@ export function checkEmbedding(embedding: readonly number[], base: Pick<Knowledg
   }
 }
 
+/**
+ * Records the embedding's dimensions (and model) on a knowledge base that has none yet, then checks the
+ * embedding and model against what the base holds: the first vectors of a base, a document's or a cached
+ * answer's, set them. Concurrent first writers meet on the base's row: the first sets the dimensions, the others
+ * update nothing (`dimensions is null` no longer holds), read the winner's and are checked against them.
+ */
+export async function settleEmbedding(
+  trx: Knex,
+  base: KnowledgeBaseRow,
+  embedding: readonly number[],
+  model: string | null,
+  field: string,
+): Promise<KnowledgeBaseRow> {
+  let current = base;
+  if (base.dimensions == null) {
+    await trx("knowledge_bases")
+      .where({ id: base.id })
+      .whereNull("dimensions")
+      .update({ dimensions: embedding.length, embeddingModel: trx.raw("coalesce(embedding_model, ?)", [model]) });
+    current = { ...base, ...(await trx("knowledge_bases").where({ id: base.id }).first("dimensions", "embeddingModel")) };
+  }
+  checkEmbedding(embedding, current, field);
+  if (model && current.embeddingModel && model !== current.embeddingModel) {
+    throw new BadUserInputError(`This knowledge base holds embeddings of ${current.embeddingModel}, not ${model}: vectors of two models do not compare`, {
+      field: "embeddingModel",
+      expectedModel: current.embeddingModel,
+    });
+  }
+  return current;
+}
+
 /** pgvector's text form of a vector, to bind as a parameter and cast with ::vector. */
 export function vectorLiteral(embedding: readonly number[]): string {
   return `[${embedding.join(",")}]`;
