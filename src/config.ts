@@ -44,6 +44,11 @@ export interface Config {
   introspection: boolean;
   /** Execute HTTP operations with graphql-jit (compiled per document) instead of graphql-js. @default true */
   graphqlJit: boolean;
+  /**
+   * Answer the hot reads (conversation, conversations, their messages, authors and owners) with one planned
+   * statement each (graphql/planner) instead of resolvers and DataLoaders. @default true
+   */
+  readPlanner: boolean;
   /** How long a process trusts an API key it has looked up (access changes clear it at once). 0: no cache. @default 30 */
   authCacheSeconds: number;
   /** Longest content of a USER message, in characters. @default 1000 */
@@ -448,6 +453,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
     introspection: bool(env, "GRAPHQL_INTROSPECTION", nodeEnv !== "production"),
     graphqlJit: bool(env, "GRAPHQL_JIT", true),
+    readPlanner: bool(env, "READ_PLANNER", true),
     authCacheSeconds: int(env, "AUTH_CACHE_SECONDS", 30, 0),
     maxUserMessageLength: Math.min(int(env, "MAX_USER_MESSAGE_LENGTH", 1000, 1), maxMessageLength),
     maxMessageLength,

@@ -6,7 +6,7 @@ import { ArgsType, Field, Int, ObjectType, type ClassType } from "type-graphql";
 import { UUID_PATTERN } from "./scalars/uuid";
 import { BadUserInputError } from "./errors";
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class PageInfo {
   @Field()
   hasNextPage: boolean;
@@ -35,7 +35,7 @@ export interface ConnectionShape<T> {
 
 /** Declares `<Name>Connection` and `<Name>Edge` object types for a node type. */
 export function ConnectionType<T extends object>(node: ClassType<T>, name = node.name) {
-  @ObjectType(`${name}Edge`)
+  @ObjectType(`${name}Edge`, { simpleResolvers: true })
   class EdgeType {
     @Field()
     cursor: string;
@@ -44,7 +44,7 @@ export function ConnectionType<T extends object>(node: ClassType<T>, name = node
     node: T;
   }
 
-  @ObjectType(`${name}Connection`)
+  @ObjectType(`${name}Connection`, { simpleResolvers: true })
   class Connection implements ConnectionShape<T> {
     @Field(() => [EdgeType])
     edges: Edge<T>[];
@@ -52,7 +52,8 @@ export function ConnectionType<T extends object>(node: ClassType<T>, name = node
     @Field(() => PageInfo)
     pageInfo: PageInfo;
 
-    @Field(() => Int)
+    // A resolver of its own (not simple): the value may be a promise, which graphql-jit awaits only there.
+    @Field(() => Int, { simple: false })
     totalCount: number | Promise<number>;
   }
   return Connection;
@@ -194,13 +195,22 @@ export async function newestFirstPage<T extends { id: string }>(
       { column: column("id"), order },
     ])
     .limit(page.limit + 1);
-  if (page.cursor) {
-    const [at, id] = page.cursor;
-    const time = new Date(cursorString(at, ISO_MS));
-    if (Number.isNaN(time.getTime())) throw new BadUserInputError("Invalid cursor"); // well-formed, but month 13 and such
-    query.whereRaw(`(${column(timeSql)}, ${column("id")}) ${forward ? "<" : ">"} (?, ?)`, [time, cursorString(id, UUID_PATTERN)]);
-  }
+  const cursor = newestFirstCursor(page);
+  if (cursor) query.whereRaw(`(${column(timeSql)}, ${column("id")}) ${forward ? "<" : ">"} (?, ?)`, cursor);
   const rows = await query; // limit + 1 rows even for `first: 0`, so hasNextPage is still true when rows exist
-  const timeOf = (row: T) => (row[timeColumn] as Date).toISOString();
-  return toConnection(rows, page, (row) => [timeOf(row), row.id], () => counted().resultSize());
+  return toConnection(rows, page, newestFirstCursorOf(timeColumn), () => counted().resultSize());
 }
+
+/** The (time, id) a newest-first page continues from, checked; undefined for the first page. */
+export function newestFirstCursor(page: PageRequest): [Date, string] | undefined {
+  if (!page.cursor) return undefined;
+  const [at, id] = page.cursor;
+  const time = new Date(cursorString(at, ISO_MS));
+  if (Number.isNaN(time.getTime())) throw new BadUserInputError("Invalid cursor"); // well-formed, but month 13 and such
+  return [time, cursorString(id, UUID_PATTERN)];
+}
+
+/** The cursor keys of a row of a newest-first page. */
+export const newestFirstCursorOf =
+  <T extends { id: string }>(timeColumn: keyof T & string) =>
+  (row: T): unknown[] => [(row[timeColumn] as Date).toISOString(), row.id];

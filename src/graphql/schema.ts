@@ -31,6 +31,11 @@ import { AssistantResolver, AssistantVersionResolver, ConversationAssistantResol
 import { ArtifactResolver, ConversationArtifactsResolver, MessageArtifactsResolver } from "../modules/artifact/artifact.resolver";
 import { FeedbackResolver, MessageFeedbackResolver } from "../modules/feedback/feedback.resolver";
 
+import { installReadPlanner, type PlannerSetup } from "./planner/install";
+import { conversationPlan, plannedConversation, plannedConversations } from "../modules/conversation/conversation.plan";
+import { messagePlan, plannedChunkCount, plannedText } from "../modules/message/message.plan";
+import { userPlan } from "../modules/user/user.plan";
+
 export const SCHEMA_FILE = path.resolve(__dirname, "../../schema.graphql");
 
 const resolvers = [
@@ -82,8 +87,18 @@ const noTopics: PubSub = {
   },
 };
 
+/** The planned reads (graphql/planner) of the hot types. */
+const readPlanner: PlannerSetup = {
+  types: [conversationPlan, messagePlan, userPlan],
+  roots: {
+    "Query.conversation": (ctx, info, args: { id: string }) => plannedConversation(ctx, info, args.id),
+    "Query.conversations": plannedConversations,
+  },
+  computed: { "Message.content": plannedText, "Message.chunkCount": plannedChunkCount },
+};
+
 export async function createSchema(options: { emitSchemaFile?: string } = {}): Promise<GraphQLSchema> {
-  return buildSchema({
+  const schema = await buildSchema({
     resolvers,
     pubSub: noTopics,
     scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
@@ -91,4 +106,6 @@ export async function createSchema(options: { emitSchemaFile?: string } = {}): P
     validate: { forbidUnknownValues: false },
     emitSchemaFile: options.emitSchemaFile ? { path: options.emitSchemaFile, sortedSchema: true } : false,
   });
+  installReadPlanner(schema, readPlanner);
+  return schema;
 }

@@ -118,6 +118,8 @@ export function createLoaders(knex: Knex, encryption: EncryptionConfig | undefin
     /** Each user's user_activity row (zeros for a user without one). */
     activityByUserId: new DataLoader<string, ActivityRow>((ids) => activityByUserId(knex, ids)),
     /** Each user's top models from the monthly usage roll-ups. */
+    /** The read planner's batches of root fields of one shape (graphql/planner/plan.ts, plannedBatch). */
+    plannedRoots: new Map<string, DataLoader<any, any>>(),
     favouriteModels: new DataLoader<FavouriteModelsKey, FavouriteModel[], string>((keys) => favouriteModelsBatch(knex, keys), { cacheKeyFn: favouriteModelsKey }),
   };
 }

@@ -4,6 +4,10 @@
  * few parents and over many, every parent with related rows of its own (so DataLoader's merging of equal keys
  * cannot hide a query per parent), and asserts the exact count for both sizes.
  *
+ * Reads run twice: through the read planner (the default: one statement per root field of a hot type, and root
+ * fields of one shape share it) and through the resolvers and DataLoaders it falls back to (READ_PLANNER=false,
+ * a second server on the same database), so that the fallback stays free of N+1 too.
+ *
  * Counts are per HTTP request and include the one statement that looks up the bearer token (AUTH): the key
  * cache is off here (AUTH_CACHE_SECONDS=0), so that the first request of a token costs what every later one
  * does (test/api/auth-cache.test.ts covers the cache). The token's
@@ -26,6 +30,9 @@ const PAGE = 50;
 
 let app: TestApp;
 let counter: StatementCounter;
+/** The same server with READ_PLANNER=false, on the same database. */
+let fallbackApp: TestApp;
+let fallback: StatementCounter;
 let alice: TestUser;
 /** Admins (who may write as anyone): writer i writes as person i, so every message has its own author and sender. */
 const writers: TestUser[] = [];
@@ -36,8 +43,11 @@ const inboxOwners = new Map<number, TestUser>();
 
 beforeAll(async () => {
   // No sweep may fail the STREAMING messages below while the file runs.
-  app = await createTestApp({ STREAM_TIMEOUT_SECONDS: "86400", AUTH_CACHE_SECONDS: "0" });
+  const env = { STREAM_TIMEOUT_SECONDS: "86400", AUTH_CACHE_SECONDS: "0" };
+  app = await createTestApp(env);
   counter = countStatements(app);
+  fallbackApp = await createTestApp({ ...env, READ_PLANNER: "false" }, app.database);
+  fallback = countStatements(fallbackApp);
   alice = await app.makeUser(Role.MEMBER, "alice");
   service = await app.makeUser(Role.SERVICE, "service");
   for (let i = 0; i < PAGE; i++) {
@@ -48,7 +58,10 @@ beforeAll(async () => {
   const knex = app.database.db.knex;
   await knex("api_keys").update({ lastUsedAt: knex.raw("now() + interval '1 day'") });
 });
-afterAll(() => app.dispose());
+afterAll(async () => {
+  await fallbackApp.dispose();
+  await app.dispose();
+});
 
 // ---- helpers ---------------------------------------------------------------------------------------------
 
@@ -118,6 +131,19 @@ describe("statements per write", () => {
 
 // ---- queries over HTTP -----------------------------------------------------------------------------------
 
+/**
+ * expectStatements through the planner (`planned`) and through the resolvers (`resolvers`): `operation` runs its
+ * requests through the counter it is given.
+ */
+async function expectBoth(
+  expected: { planned: number; resolvers: number },
+  sizes: number[],
+  operation: (n: number, counter: StatementCounter) => Promise<string[]>,
+): Promise<void> {
+  await expectStatements(expected.planned, sizes, (n) => operation(n, counter));
+  await expectStatements(expected.resolvers, sizes, (n) => operation(n, fallback));
+}
+
 describe("statements per query", () => {
   /** Per size: a conversation of alice's with that many messages, message i by person i, sent by writer i. */
   const histories = new Map<number, string>();
@@ -149,8 +175,9 @@ describe("statements per query", () => {
 
   it("the inbox: conversations, each with its owner and its last message with that message's author", async () => {
     const INBOX = `query($n: Int!) { conversations(first: $n) { edges { node { id title owner { displayName } lastMessage { content author { displayName } } } } } }`;
-    // the token, the page with the last messages (joined), the owners, the last messages' authors
-    await expectStatements(AUTH + 3, [FEW, MANY], async (n) => {
+    // planned: the token, then the page with owners, last messages and their authors, all in one statement;
+    // resolvers: the token, the page with the last messages (joined), the owners, the last messages' authors
+    await expectBoth({ planned: AUTH + 1, resolvers: AUTH + 3 }, [FEW, MANY], async (n, counter) => {
       const { data, statements } = await counter.run(INBOX, { n }, inboxOwners.get(n)!.token);
       const authors = data.conversations.edges.map((edge: any) => edge.node.lastMessage.author.displayName);
       expect(authors.sort()).toEqual(range(n).map((i) => `person-${i}`).sort());
@@ -162,8 +189,8 @@ describe("statements per query", () => {
     const HISTORY = `query($id: UUID!, $n: Int!) {
       conversation(id: $id) { messages(last: $n) { edges { node { id role content createdAt author { id displayName } } } } }
     }`;
-    // the token, then the conversation with its page and the page's authors (all joined: the field looks ahead)
-    await expectStatements(AUTH + 1, [FEW, PAGE], async (n) => {
+    // the token, then the conversation with its page and the page's authors (the resolvers' field looks ahead too)
+    await expectBoth({ planned: AUTH + 1, resolvers: AUTH + 1 }, [FEW, PAGE], async (n, counter) => {
       const { data, statements } = await counter.run(HISTORY, { id: histories.get(n)!, n }, alice.token);
       expect(data.conversation.messages.edges.map((edge: any) => edge.node.author.displayName)).toEqual(range(n).map((i) => `person-${i}`));
       return statements;
@@ -171,8 +198,9 @@ describe("statements per query", () => {
   });
 
   it("Conversation.owner: one statement for conversations of many owners", async () => {
-    // the token, the conversations, their owners
-    await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
+    // planned: the token, the conversations with their owners (the aliased root fields share one statement);
+    // resolvers: the token, the conversations, their owners
+    await expectBoth({ planned: AUTH + 1, resolvers: AUTH + 2 }, [FEW, MANY], async (n, counter) => {
       const { query, variables } = aliased("conversation", owned.get(n)!.conversationIds, "{ owner { displayName } }");
       const { data, statements } = await counter.run(query, variables, writers[0].token);
       expect(range(n).map((i) => data[`r${i}`].owner.displayName)).toEqual(range(n).map((i) => `person-${i}`));
@@ -183,7 +211,7 @@ describe("statements per query", () => {
   it("Conversation.lastMessage in a page of conversations: read in the page's own statement", async () => {
     const LAST = `query($n: Int!) { conversations(first: $n) { edges { node { lastMessage { seq content } } } } }`;
     // the token, the page with the last messages
-    await expectStatements(AUTH + 1, [FEW, MANY], async (n) => {
+    await expectBoth({ planned: AUTH + 1, resolvers: AUTH + 1 }, [FEW, MANY], async (n, counter) => {
       const { data, statements } = await counter.run(LAST, { n }, inboxOwners.get(n)!.token);
       expect(data.conversations.edges.map((edge: any) => edge.node.lastMessage.seq)).toEqual(range(n).map(() => 2));
       return statements;
@@ -191,8 +219,8 @@ describe("statements per query", () => {
   });
 
   it("Conversation.lastMessage of conversations read one by one: one statement for all of them", async () => {
-    // the token, the conversations, their last messages
-    await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
+    // planned: the token, the conversations with their last messages; resolvers: the token, the conversations, their last messages
+    await expectBoth({ planned: AUTH + 1, resolvers: AUTH + 2 }, [FEW, MANY], async (n, counter) => {
       const { query, variables } = aliased("conversation", owned.get(n)!.conversationIds, "{ lastMessage { id } }");
       const { data, statements } = await counter.run(query, variables, writers[0].token);
       expect(range(n).map((i) => data[`r${i}`].lastMessage.id)).toEqual(owned.get(n)!.messageIds);
@@ -202,8 +230,8 @@ describe("statements per query", () => {
 
   it("Conversation.messages: the first page of every conversation of a page in one statement, totalCount from the row", async () => {
     const PAGES = `query($n: Int!) { conversations(first: $n) { edges { node { messages(first: 2) { totalCount edges { node { seq content } } } } } } }`;
-    // the token, the page of conversations, the pages of messages
-    await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
+    // planned: the token, the page of conversations with their pages; resolvers: the token, the page of conversations, the pages of messages
+    await expectBoth({ planned: AUTH + 1, resolvers: AUTH + 2 }, [FEW, MANY], async (n, counter) => {
       const { data, statements } = await counter.run(PAGES, { n }, inboxOwners.get(n)!.token);
       for (const edge of data.conversations.edges) {
         expect(edge.node.messages.totalCount).toBe(2);
@@ -216,10 +244,10 @@ describe("statements per query", () => {
 
   it.each([
     ["author", "person", 0], // the token, the conversation with its page and the page's authors
-    ["sentBy", "writer", 1], // … and the senders
+    ["sentBy", "writer", 1], // … and, through the resolvers, the senders (the planner reads them in its statement)
   ])("Message.%s: one statement for a page of messages, each by a different user", async (field, name, senders) => {
     const USERS = `query($id: UUID!, $n: Int!) { conversation(id: $id) { messages(first: $n) { edges { node { ${field} { displayName } } } } } }`;
-    await expectStatements(AUTH + 1 + senders, [FEW, PAGE], async (n) => {
+    await expectBoth({ planned: AUTH + 1, resolvers: AUTH + 1 + senders }, [FEW, PAGE], async (n, counter) => {
       const { data, statements } = await counter.run(USERS, { id: histories.get(n)!, n }, alice.token);
       expect(data.conversation.messages.edges.map((edge: any) => edge.node[field].displayName)).toEqual(range(n).map((i) => `${name}-${i}`));
       return statements;
@@ -227,8 +255,9 @@ describe("statements per query", () => {
   });
 
   it("Message.conversation: one statement for messages of many conversations", async () => {
-    // the token, the messages, their conversations (loaded once, for the access check and the field alike)
-    await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
+    // the token, the messages, their conversations (loaded once, for the access check and the field alike);
+    // message(id) is not planned, so both servers resolve it the same way
+    await expectBoth({ planned: AUTH + 2, resolvers: AUTH + 2 }, [FEW, MANY], async (n, counter) => {
       const { query, variables } = aliased("message", owned.get(n)!.messageIds, "{ conversation { id } }");
       const { data, statements } = await counter.run(query, variables, writers[0].token);
       expect(range(n).map((i) => data[`r${i}`].conversation.id)).toEqual(owned.get(n)!.conversationIds);
@@ -238,7 +267,7 @@ describe("statements per query", () => {
 
   it("Message.author of messages read one by one: one statement for all of them", async () => {
     // the token, the messages, their conversations (the access check), their authors
-    await expectStatements(AUTH + 3, [FEW, MANY], async (n) => {
+    await expectBoth({ planned: AUTH + 3, resolvers: AUTH + 3 }, [FEW, MANY], async (n, counter) => {
       const { query, variables } = aliased("message", owned.get(n)!.messageIds, "{ author { displayName } }");
       const { data, statements } = await counter.run(query, variables, writers[0].token);
       expect(range(n).map((i) => data[`r${i}`].author.displayName)).toEqual(range(n).map((i) => `person-${i}`));
@@ -251,7 +280,7 @@ describe("statements per query", () => {
       conversation(id: $id) { messages(first: $n) { totalCount edges { node { conversation { id messageCount } } } } }
     }`;
     // the token, the conversation with its page
-    await expectStatements(AUTH + 1, [FEW, PAGE], async (n) => {
+    await expectBoth({ planned: AUTH + 1, resolvers: AUTH + 1 }, [FEW, PAGE], async (n, counter) => {
       const { data, statements } = await counter.run(PAGE_WITH_CONVERSATION, { id: histories.get(n)!, n }, alice.token);
       expect(data.conversation.messages.totalCount).toBe(n);
       expect(data.conversation.messages.edges.every((edge: any) => edge.node.conversation.messageCount === n)).toBe(true);
@@ -263,8 +292,8 @@ describe("statements per query", () => {
     const streams = new Map<number, string>();
     for (const n of [FEW, MANY]) streams.set(n, (await streamingConversation(n)).conversationId);
     const STREAMED = `query($id: UUID!, $n: Int!) { conversation(id: $id) { messages(first: $n) { edges { node { status content chunkCount } } } } }`;
-    // the token, the conversation with its page, the chunks
-    await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
+    // the token, the conversation with its page, the chunks (streamed text is left to its resolver)
+    await expectBoth({ planned: AUTH + 2, resolvers: AUTH + 2 }, [FEW, MANY], async (n, counter) => {
       const { data, statements } = await counter.run(STREAMED, { id: streams.get(n)!, n }, alice.token);
       const nodes = data.conversation.messages.edges.map((edge: any) => edge.node);
       expect(nodes).toEqual(range(n).map(() => ({ status: "STREAMING", content: "Hello", chunkCount: 2 })));
@@ -282,8 +311,8 @@ describe("statements per query", () => {
       }
       granted.set(n, ids);
     }
-    // the token, the conversations, the service's grants
-    await expectStatements(AUTH + 2, [FEW, MANY], async (n) => {
+    // the token, the service's grants, the conversations
+    await expectBoth({ planned: AUTH + 2, resolvers: AUTH + 2 }, [FEW, MANY], async (n, counter) => {
       const { query, variables } = aliased("conversation", granted.get(n)!, "{ id }");
       const { data, statements } = await counter.run(query, variables, service.token);
       expect(range(n).map((i) => data[`r${i}`].id)).toEqual(granted.get(n));

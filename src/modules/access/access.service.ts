@@ -46,16 +46,30 @@ export async function canAccessConversation(ctx: Actor, conversation: { id: stri
  * single connection a query outside the transaction would wait for it forever.
  */
 export async function viewerScope(ctx: Actor): Promise<(query: Knex.QueryBuilder) => void> {
+  const scope = await scopeCondition(ctx, "conversations");
+  return scope ? (query) => void query.whereRaw(scope.sql, scope.bindings) : () => undefined;
+}
+
+/**
+ * The same rule as SQL text over the conversations row `alias` (knex `?` placeholders), or undefined for
+ * admins, who reach every conversation. Arrays, not IN lists: the text stays the same however many grants
+ * (see db/prepared.ts).
+ */
+export async function scopeCondition(ctx: Actor, alias: string): Promise<{ sql: string; bindings: Knex.RawBinding[] } | undefined> {
   const viewer = viewerOf(ctx);
-  if (viewer.role === Role.ADMIN) return () => undefined;
+  if (viewer.role === Role.ADMIN) return undefined;
   const grants = await grantsOf(ctx, viewer);
-  return (query) =>
-    void query.where((q) => {
-      q.where("conversations.owner_id", viewer.id);
-      // Arrays, not IN lists: the SQL text stays the same however many grants (see db/prepared.ts).
-      if (grants.origins.size) q.orWhereRaw("conversations.origin = any(?::text[])", [[...grants.origins]]);
-      if (grants.conversationIds.size) q.orWhereRaw("conversations.id = any(?::uuid[])", [[...grants.conversationIds]]);
-    });
+  let sql = `${alias}.owner_id = ?`;
+  const bindings: Knex.RawBinding[] = [viewer.id];
+  if (grants.origins.size) {
+    sql += ` or ${alias}.origin = any(?::text[])`;
+    bindings.push([...grants.origins]);
+  }
+  if (grants.conversationIds.size) {
+    sql += ` or ${alias}.id = any(?::uuid[])`;
+    bindings.push([...grants.conversationIds]);
+  }
+  return { sql: `(${sql})`, bindings };
 }
 
 /**

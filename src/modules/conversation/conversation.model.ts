@@ -11,7 +11,7 @@ import { ConversationOrigin, ConversationStatus } from "./conversation.enums";
  * A chat session: a web conversation or a Discord channel. Relations (owner, messages, lastMessage) are
  * resolved through per-request DataLoaders in ConversationResolver, never through Objection eager loading.
  */
-@ObjectType({ description: "A chat session (web, API or a Discord channel)" })
+@ObjectType({ description: "A chat session (web, API or a Discord channel)", simpleResolvers: true })
 export class Conversation extends BaseModel {
   static override tableName = "conversations";
 

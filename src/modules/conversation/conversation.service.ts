@@ -108,7 +108,7 @@ export async function listConversations(ctx: Actor, args: ConversationsArgs): Pr
 }
 
 /** Members and services list their own conversations; admins may name another owner. */
-function ownerScope(viewer: Viewer, ownerId: string | undefined): string {
+export function ownerScope(viewer: Viewer, ownerId: string | undefined): string {
   if (!ownerId || ownerId === viewer.id) return viewer.id;
   if (!isAdmin(viewer)) throw new ForbiddenError("Only admins can list another user's conversations");
   return ownerId;

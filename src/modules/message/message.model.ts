@@ -10,7 +10,7 @@ import { MessageRole, MessageStatus } from "./message.enums";
  * One message of a conversation. `seq` numbers messages 1, 2, 3 ... within their conversation in commit
  * order, with no gaps: it is the cursor of history pages and the resume point of subscriptions.
  */
-@ObjectType({ description: "A message of a conversation" })
+@ObjectType({ description: "A message of a conversation", simpleResolvers: true })
 export class Message extends BaseModel {
   static override tableName = "messages";
 

@@ -1,0 +1,111 @@
+/**
+ * How the read planner reads conversations (graphql/planner), and the two hot entry points it serves:
+ * `conversation(id)` (the history view) and `conversations` (the inbox), each one statement with the
+ * viewer's access rule in its WHERE clause.
+ */
+import type { GraphQLResolveInfo } from "graphql";
+import { columnFields, columnsOf, decodeRow, plannedBatch, planRoot, runPlanned, rowSql, toOne, type Planned, type TypePlan } from "../../graphql/planner/plan";
+import { mapTo } from "../loaders";
+import { SqlText } from "../../graphql/planner/sql";
+import { newestFirstCursor, newestFirstCursorOf, pageRequest, toConnection, type ConnectionShape } from "../../graphql/connection";
+import { NotFoundError } from "../../graphql/errors";
+import type { Actor } from "../actor";
+import { viewerOf } from "../user/viewer";
+import { scopeCondition } from "../access/access.service";
+import { userPlan } from "../user/user.plan";
+import { messagePage, messagePlan } from "../message/message.plan";
+import { ownerScope } from "./conversation.service";
+import type { ConversationsArgs } from "./conversation.input";
+
+const SCALARS = ["id", "title", "origin", "discordGuildId", "discordChannelId", "parameters", "status", "messageCount", "endedAt", "createdAt", "updatedAt"] as const;
+
+export const conversationPlan: TypePlan = {
+  name: "Conversation",
+  table: "conversations",
+  columns: columnsOf({
+    id: "plain",
+    ownerId: "plain",
+    title: "plain",
+    origin: "plain",
+    discordGuildId: "plain",
+    discordChannelId: "plain",
+    parameters: "plain",
+    status: "plain",
+    lastSeq: "plain",
+    messageCount: "plain",
+    assistantVersionId: "plain",
+    endedAt: "date",
+    createdAt: "date",
+    updatedAt: "date",
+  }),
+  fields: {
+    ...columnFields(SCALARS),
+    owner: { needs: ["ownerId"], relation: toOne(() => userPlan, (user, conversation) => `${user}.id = ${conversation}.owner_id`) },
+    lastMessage: {
+      needs: ["lastSeq"],
+      relation: toOne(() => messagePlan, (message, conversation) => `${message}.conversation_id = ${conversation}.id and ${message}.seq = ${conversation}.last_seq`),
+    },
+    messages: { needs: ["messageCount"], relation: messagePage },
+    transcripts: { needs: [] },
+    artifacts: { needs: [] },
+    assistant: { needs: ["assistantVersionId"] },
+  },
+  always: ["id"],
+};
+
+/**
+ * `conversation(id)` planned: NOT_FOUND when it does not exist or the viewer may not read it; undefined when not
+ * plannable. Root fields of the same shape (aliases asking for several conversations) share one statement.
+ */
+export async function plannedConversation(ctx: Actor, info: GraphQLResolveInfo, id: string): Promise<Planned | undefined> {
+  viewerOf(ctx);
+  const plan = planRoot(conversationPlan, info, ctx)?.plan;
+  if (!plan) return undefined;
+  const q = new SqlText();
+  const alias = q.alias();
+  q.text(`select ${alias}.id, `);
+  rowSql(q, plan, alias);
+  q.text(` as r from conversations ${alias} where ${alias}.id = any(`);
+  const values = await plannedBatch<string, unknown[] | undefined>(ctx, q, async (ids) => {
+    const scope = await scopeCondition(ctx, alias);
+    q.bind([...ids], "::uuid[]").text(")");
+    if (scope) q.text(` and ${scope.sql}`).bindings.push(...scope.bindings);
+    const rows = await runPlanned(ctx, q);
+    return mapTo(ids, rows, (row) => row.id as string).map((row) => row?.r as unknown[] | undefined);
+  }).load(id);
+  if (!values) throw new NotFoundError("Conversation");
+  return decodeRow(plan, values, ctx)!;
+}
+
+/** `conversations` planned (the inbox): the same filters, order and cursors as listConversations. */
+export async function plannedConversations(ctx: Actor, info: GraphQLResolveInfo, args: ConversationsArgs): Promise<ConnectionShape<Planned> | undefined> {
+  const ownerId = ownerScope(viewerOf(ctx), args.filter?.ownerId);
+  const page = pageRequest(args, ctx.config);
+  const cursor = newestFirstCursor(page);
+  const root = planRoot(conversationPlan, info, ctx, ["updatedAt"]);
+  if (!root) return undefined;
+  const { plan } = root;
+  const q = new SqlText();
+  const alias = q.alias();
+  const filters = (inner: string) => {
+    q.text(`${inner}.owner_id = `).bind(ownerId, "::uuid");
+    if (args.filter?.status) q.text(` and ${inner}.status = `).bind(args.filter.status);
+    if (args.filter?.origin) q.text(` and ${inner}.origin = `).bind(args.filter.origin);
+  };
+  const order = page.direction === "forward" ? "desc" : "asc";
+  q.text("select coalesce((select json_agg(");
+  rowSql(q, plan, alias);
+  q.text(` order by ${alias}.updated_at ${order}, ${alias}.id ${order}) from (select * from conversations c where `);
+  filters("c");
+  if (cursor) q.text(` and (c.updated_at, c.id) ${page.direction === "forward" ? "<" : ">"} (`).bind(cursor[0]).text(", ").bind(cursor[1], "::uuid").text(")");
+  q.text(` order by c.updated_at ${order}, c.id ${order} limit `).bind(page.limit + 1).text(`) ${alias}), '[]') as r`);
+  const counted = root.selected.connectionFields?.has("totalCount");
+  if (counted) {
+    q.text(", (select count(*)::int from conversations c where ");
+    filters("c");
+    q.text(") as total");
+  }
+  const [row] = await runPlanned(ctx, q);
+  const rows = (row.r as unknown[][]).map((values) => decodeRow(plan, values, ctx) as Planned & { id: string; updatedAt: Date });
+  return toConnection(rows, page, newestFirstCursorOf("updatedAt"), () => row.total as number);
+}
