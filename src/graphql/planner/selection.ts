@@ -57,3 +57,24 @@ export function subfields(parent: GraphQLObjectType, nodes: readonly FieldNode[]
   const connectionFields = new Set([...fields.values()].map((nodes) => nodes[0].name.value));
   return { args, nodeType, fields: nodeFields, connectionFields };
 }
+
+/**
+ * The arguments of every occurrence of the child `field` below the current field (each alias counts), or
+ * undefined when they cannot be known (invalid arguments: the child's resolver reports them). For resolvers
+ * that read a child's rows in their own statement when the planner is off (ConversationResolver.conversation).
+ */
+export function childFieldArguments(info: GraphQLResolveInfo, field: string): Record<string, unknown>[] | undefined {
+  const type = getNamedType(info.returnType);
+  const definition = isObjectType(type) ? type.getFields()[field] : undefined;
+  if (!isObjectType(type) || !definition) return undefined;
+  const found: Record<string, unknown>[] = [];
+  for (const nodes of collect(type, info.fieldNodes, info).values()) {
+    if (nodes[0].name.value !== field) continue;
+    try {
+      found.push(getArgumentValues(definition, nodes[0], info.variableValues));
+    } catch {
+      return undefined;
+    }
+  }
+  return found;
+}

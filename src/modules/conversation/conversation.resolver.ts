@@ -2,7 +2,7 @@ import type { GraphQLResolveInfo } from "graphql";
 import { Arg, Args, Ctx, FieldResolver, Info, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../../graphql/context";
 import { ConnectionArgs, ConnectionType, toConnection, type ConnectionShape } from "../../graphql/connection";
-import { childFieldArguments } from "../../graphql/lookahead";
+import { childFieldArguments } from "../../graphql/planner/selection";
 import { messagePageKey } from "../message/message.loaders";
 import { User } from "../user/user.model";
 import { Message } from "../message/message.model";
