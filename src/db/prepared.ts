@@ -28,6 +28,15 @@ export function prepared<Q extends { options(options: Record<string, unknown>): 
   return query.options({ prepare: true });
 }
 
+/** Names by SQL text: the marked texts are few (see above), and hashing one on every execution is not free. */
+const names = new Map<string, string>();
+
+function statementName(sql: string): string {
+  let name = names.get(sql);
+  if (name === undefined) names.set(sql, (name = `parley_${createHash("sha1").update(sql).digest("base64url")}`));
+  return name;
+}
+
 /**
  * knex's pg client, naming the statements that prepared() marked, unless its config says
  * `prepareStatements: false` (DATABASE_PREPARED_STATEMENTS).
@@ -36,7 +45,7 @@ export class PreparingPostgresClient extends PostgresClient {
   override _query(connection: unknown, obj: QueryObject): Promise<unknown> {
     if (obj.options?.prepare) {
       const { prepare: _, ...options } = obj.options;
-      obj.options = this.config.prepareStatements === false ? options : { ...options, name: `parley_${createHash("sha1").update(obj.sql).digest("base64url")}` };
+      obj.options = this.config.prepareStatements === false ? options : { ...options, name: statementName(obj.sql) };
     }
     return super._query(connection, obj);
   }

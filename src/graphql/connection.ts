@@ -120,6 +120,18 @@ export function decodeCursor(cursor: string): unknown[] {
   throw new BadUserInputError("Invalid cursor");
 }
 
+/** An edge whose cursor is encoded only if asked for (a history page of 50 rarely asks for 50 cursors). */
+class LazyEdge<T> implements Edge<T> {
+  constructor(
+    public node: T,
+    private readonly cursorOf: (row: T) => unknown[],
+  ) {}
+
+  get cursor(): string {
+    return encodeCursor(this.cursorOf(this.node));
+  }
+}
+
 /**
  * Builds a connection from rows fetched with limit + 1 in the page's own direction: the extra row only
  * tells whether there is a next (forward) or previous (backward) page.
@@ -133,7 +145,7 @@ export function toConnection<T>(
   const hasMore = rows.length > page.limit;
   const slice = hasMore ? rows.slice(0, page.limit) : rows;
   if (page.direction === "backward") slice.reverse();
-  const edges = slice.map((node) => ({ cursor: encodeCursor(cursorOf(node)), node }));
+  const edges = slice.map((node) => new LazyEdge(node, cursorOf));
   // An item at the given cursor existed when the cursor was made, so there is a page on that side.
   const pageInfo: PageInfo = {
     hasNextPage: page.direction === "forward" ? hasMore : page.cursor !== undefined,
