@@ -12,13 +12,18 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
+export interface ProcessOptions {
+  /** The node executable to run the entry with (the benchmark's second Node version); default process.execPath. */
+  execPath?: string;
+}
+
 /**
  * Starts the server with `env` (PORT 0: any free port) and resolves once it listens. `nodeArgs` go to node
  * itself (the benchmarks' --cpu-prof, which NODE_OPTIONS does not accept).
  */
-export async function startServerProcess(env: Record<string, string>, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<ServerProcess> {
+export async function startServerProcess(env: Record<string, string>, timeoutMs = 60_000, nodeArgs: string[] = [], options: ProcessOptions = {}): Promise<ServerProcess> {
   // pino writes one JSON object per line; the start line carries the URL.
-  const started = await startProcess("src/index.ts", env, /"url":"(http:\/\/[^"]+)\/graphql"[^\n]*"msg":"Parley is listening"/, timeoutMs, nodeArgs);
+  const started = await startProcess("src/index.ts", env, /"url":"(http:\/\/[^"]+)\/graphql"[^\n]*"msg":"Parley is listening"/, timeoutMs, nodeArgs, options);
   return { url: started.match[1], child: started.child, stop: async () => void (await started.stop()) };
 }
 
@@ -36,8 +41,15 @@ export interface StartedProcess {
  * Runs a TypeScript entry of the project (as the npm scripts do, through swc-node) with `env` on top of a
  * clean environment, and resolves once its output matches `ready`.
  */
-export function startProcess(entry: string, env: Record<string, string>, ready: RegExp, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<StartedProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, "-r", "@swc-node/register", path.join(ROOT, entry)], {
+export function startProcess(
+  entry: string,
+  env: Record<string, string>,
+  ready: RegExp,
+  timeoutMs = 60_000,
+  nodeArgs: string[] = [],
+  options: ProcessOptions = {},
+): Promise<StartedProcess> {
+  const child = spawn(options.execPath ?? process.execPath, [...nodeArgs, "-r", "@swc-node/register", path.join(ROOT, entry)], {
     cwd: ROOT,
     env: { ...cleanEnv(), HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
