@@ -121,9 +121,18 @@ export function checkQueryLimits({ schema, document, operation, variables }: Que
   const depth = queryDepth(document, operation);
   if (depth > maxQueryDepth) throw new QueryTooDeepError(depth, maxQueryDepth);
 
-  // Page sizes may come from variables. Variables that do not fit the operation are left to execution,
-  // which reports them as BAD_USER_INPUT (and runs nothing).
-  if (getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {}).errors) return;
+  const complexity = knownComplexity(document, operation, variables ?? {}, () => complexityOf({ schema, document, operation, variables }, config));
+  if (complexity !== null && complexity > maxQueryComplexity) throw new QueryTooComplexError(complexity, maxQueryComplexity);
+}
+
+/**
+ * The estimate, or null when the variables do not fit the operation: those are left to execution, which
+ * reports them as BAD_USER_INPUT (and runs nothing).
+ */
+function complexityOf({ schema, document, operation, variables }: QueryToCheck, config: Config): number | null {
+  const { maxQueryComplexity } = config.limits;
+  // Page sizes may come from variables.
+  if (getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {}).errors) return null;
   let complexity: number;
   try {
     complexity = getComplexity({
@@ -137,7 +146,49 @@ export function checkQueryLimits({ schema, document, operation, variables }: Que
     // With valid variables the estimate fails only when fragments expand past the library's node budget.
     throw new QueryTooComplexError(undefined, maxQueryComplexity);
   }
-  if (complexity > maxQueryComplexity) throw new QueryTooComplexError(complexity, maxQueryComplexity);
+  return complexity;
+}
+
+/** Variables of these types are ids and text: they never change a page size or an @include. */
+const INERT_TYPES = new Set(["String", "ID", "UUID", "DateTime"]);
+/** Variables of these types may be page sizes or @include conditions: part of the key. */
+const TELLING_TYPES = new Set(["Int", "Float", "Boolean"]);
+/** Estimates kept per document (one per combination of the variables that matter). */
+const ESTIMATES_PER_DOCUMENT = 64;
+const estimates = new WeakMap<DocumentNode, Map<string, number>>();
+
+/**
+ * The estimate of an operation is the same for every request of its document with the same page sizes and
+ * @include/@skip conditions, whatever ids it names: estimated once per document (Apollo keeps parsed documents)
+ * and such variables, instead of walking the document on every request.
+ */
+function knownComplexity(
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown>,
+  estimate: () => number | null,
+): number | null {
+  const telling: unknown[] = [];
+  for (const definition of operation.variableDefinitions ?? []) {
+    let type = definition.type;
+    while (type.kind !== Kind.NAMED_TYPE) type = type.type;
+    if (INERT_TYPES.has(type.name.value)) continue;
+    // Inputs and JSON may hold anything (a page size, or 20,000 levels of nesting): estimated every time.
+    if (!TELLING_TYPES.has(type.name.value)) return estimate();
+    const name = definition.variable.name.value;
+    telling.push(name in variables ? variables[name] : "missing"); // a missing variable takes its default, unlike null
+  }
+  const key = `${operation.name?.value ?? ""}\u0000${JSON.stringify(telling)}`;
+  let byKey = estimates.get(document);
+  if (!byKey) estimates.set(document, (byKey = new Map()));
+  let complexity = byKey.get(key);
+  if (complexity !== undefined) return complexity;
+  const estimated = estimate();
+  // Not remembered when the variables did not fit: an id variable (left out of the key) may have been the bad one.
+  if (estimated === null) return null;
+  if (byKey.size >= ESTIMATES_PER_DOCUMENT) byKey.clear();
+  byKey.set(key, estimated);
+  return estimated;
 }
 
 /** The Apollo side: checks every operation once it is resolved (HTTP 400 with the code on failure). */

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 /**
  * Abuse limits: rate limits per token and per address (persisted in rate_limits and shared by every server
  * on the database, over HTTP and graphql-ws), query depth, complexity and token limits, the cap on
@@ -309,6 +310,23 @@ describe("query shape limits (default settings)", () => {
     const unpaged = (count: number) => `{ ${Array.from({ length: count }, (_, i) => `c${i}: conversations { totalCount }`).join(" ")} }`;
     expect((await post(app, unpaged(60), { token: alice.token })).body.errors).toBeUndefined();
     expect(codes(await post(app, unpaged(100), { token: alice.token }))).toEqual(["QUERY_TOO_COMPLEX"]);
+  });
+
+  it("estimates a document again for other page sizes or @include conditions, whatever it estimated for the same document before", async () => {
+    // Estimates are remembered per document and page-size/condition variables (query-limits.ts): a small page
+    // first must not let a big one through afterwards, nor the other way round.
+    const paged = `query($n: Int!, $id: UUID!, $deep: Boolean!) { ${Array.from({ length: 60 }, (_, i) => `c${i}: conversations(first: $n) { edges { node { id } } }`).join(" ")}
+      conversation(id: $id) @include(if: $deep) { messages(first: 100) { edges { node { conversation { messages(first: 10) { edges { node { id } } } } } } } } }`;
+    const ask = (n: number, deep = false) => post(app, paged, { token: alice.token, variables: { n, id: conversationId, deep } });
+    for (const round of [1, 2]) {
+      expect({ round, errors: (await ask(1)).body.errors }).toEqual({ round, errors: undefined });
+      expect({ round, codes: codes(await ask(100)) }).toEqual({ round, codes: ["QUERY_TOO_COMPLEX"] });
+    }
+    // 60 pages of 20 fit; with the conversation's 100 messages (each with 10 more) on top they do not. Another id does not matter.
+    expect((await ask(20)).body.errors).toBeUndefined();
+    expect((await post(app, paged, { token: alice.token, variables: { n: 20, id: randomUUID(), deep: false } })).body.errors).toBeUndefined();
+    expect(codes(await ask(20, true))).toEqual(["QUERY_TOO_COMPLEX"]);
+    expect((await ask(20)).body.errors).toBeUndefined();
   });
 
   it("refuses fragments that expand past what can be estimated", async () => {
