@@ -11,7 +11,7 @@ import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
 import { canWriteRole } from "../user/viewer";
-import { assertMayActFor, assertMayActForUser, canAccessConversation, viewerScope } from "../access/access.service";
+import { assertMayActFor, assertMayActForUser, canAccessConversation, scopeCondition } from "../access/access.service";
 import { Role } from "../user/role.enum";
 import { getConversation, getWritableConversation } from "../conversation/conversation.service";
 import { Message } from "./message.model";
@@ -21,7 +21,7 @@ import { messageText, storedContent } from "./encryption";
 import { plainColumns } from "../../db/embed";
 import { prepared } from "../../db/prepared";
 import { messageAddedSql, publishMessageAdded } from "../live/live.hub";
-import { insertLedgerEntry, ledgerDocument, withLedger, type LedgerEntry } from "../usage/ledger";
+import { insertLedgerEntry, ledgerCtes, ledgerDocument, type LedgerEntry } from "../usage/ledger";
 import { AiRequestKind, AiRequestStatus } from "../usage/usage.enums";
 import { noExhaustedBudget } from "../usage/budget.sql";
 import { assertWithinBudget } from "../usage/budget.service";
@@ -88,7 +88,7 @@ export async function addMessage(ctx: Actor, given: AddMessageInput, status = Me
   checkInput(ctx, input, status);
   const author = await authorOf(ctx, input);
   if (input.assistantVersionId != null) await assertMayAttribute(ctx, input.conversationId, input.assistantVersionId);
-  const scope = await viewerScope(ctx);
+  const scope = await scopeCondition(ctx, "conversations");
   const fields: NewMessage = {
     conversationId: input.conversationId,
     authorId: author,
@@ -137,7 +137,8 @@ export async function addMessage(ctx: Actor, given: AddMessageInput, status = Me
   }
 }
 
-type Scope = (query: Knex.QueryBuilder) => void;
+/** The viewer's access rule over `conversations` (access.service.ts), none for admins. */
+type Scope = { sql: string; bindings: Knex.RawBinding[] } | undefined;
 
 /** A new messages row, keyed by property, before its seq and its (plain or encrypted) content are known. */
 interface NewMessage {
@@ -163,38 +164,54 @@ interface NewMessage {
  * seq follows commit order and has no gaps) and bumps the conversation's counters. Only active conversations
  * the viewer may reach match, and with `budgeted`, only those whose owner's and guild's HARD budgets are not spent.
  */
-function bumpConversation(knex: Knex, conversationId: string, scope: Scope, budgeted: boolean): Knex.QueryBuilder {
-  return knex("conversations")
-    .where({ id: conversationId, status: "active" })
-    .modify(scope)
-    // A HARD budget of the owner or guild that is spent refuses the write in the same statement (a join, no query).
-    .modify((query) => void (budgeted && query.whereRaw(noExhaustedBudget)))
-    .update(
-      {
-        lastSeq: knex.raw("last_seq + 1"),
-        messageCount: knex.raw("message_count + 1"),
-        // now() is the transaction's start, which can be earlier than the time of a writer that committed
-        // while this one waited for the lock; updated_at orders the inbox, so it must never go backwards.
-        updatedAt: knex.raw("greatest(updated_at, clock_timestamp())"),
-      },
-      ["lastSeq", "ownerId", "discordGuildId", "assistantVersionId"],
-    );
+function bumpConversation(conversationId: string, scope: Scope, budgeted: boolean): { sql: string; bindings: Knex.RawBinding[] } {
+  // now() is the transaction's start, which can be earlier than the time of a writer that committed while this
+  // one waited for the lock; updated_at orders the inbox, so it must never go backwards. A HARD budget of the
+  // owner or guild that is spent refuses the write in the same statement (a join, no query).
+  const sql = `update conversations set last_seq = last_seq + 1, message_count = message_count + 1,
+      updated_at = greatest(updated_at, clock_timestamp())
+    where id = ?::uuid and status = 'active'${scope ? ` and ${scope.sql}` : ""}${budgeted ? ` and ${noExhaustedBudget}` : ""}
+    returning last_seq, owner_id, discord_guild_id, assistant_version_id`;
+  return { sql, bindings: [conversationId, ...(scope?.bindings ?? [])] };
 }
 
 /**
  * The select expression of messages.assistant_version_id in the one-statement write: the version the writer
  * named, else for an ASSISTANT message the conversation's pin (read by the bump, under its row lock).
  */
-const ATTRIBUTION_COLUMN = "assistant_version_id";
 const ATTRIBUTION = `case when r.role = '${MessageRole.ASSISTANT}' then coalesce(r.assistant_version_id, bump.assistant_version_id) end`;
+
+/** The columns the one-statement write takes from its JSON document: every NewMessage property, and the content. */
+const DOCUMENT_COLUMNS = [
+  "conversation_id",
+  "author_id",
+  "sent_by",
+  "role",
+  "status",
+  "request_id",
+  "metadata",
+  "tool_calls",
+  "model",
+  "prompt_tokens",
+  "completion_tokens",
+  "cost_usd",
+  "latency_ms",
+  "content",
+];
+
+/** The insert of the one-statement write, numbered by the bump; its one binding is the JSON document. */
+const INSERT_MESSAGE = `insert into messages (seq, ${DOCUMENT_COLUMNS.join(", ")}, assistant_version_id)
+  select bump.last_seq, ${DOCUMENT_COLUMNS.map((column) => `r.${column}`).join(", ")}, ${ATTRIBUTION}
+  from bump, jsonb_populate_record(null::messages, ?::jsonb) r
+  returning *`;
 
 /** The unique violation of a second message with the same requestId in one conversation. */
 const isDuplicateRequest = (error: unknown) =>
   (error as { code?: string; constraint?: string }).code === "23505" &&
   (error as { constraint?: string }).constraint === "messages_conversation_request_unique";
 
-/** Property names to column names, as knex's mapping does for queries (knex-config.ts). */
-const toColumns = snakeCaseMappers().format;
+/** Property names to column names and back, as knex's mapping does for queries (knex-config.ts). */
+const { format: toColumns, parse: fromColumns } = snakeCaseMappers();
 
 /**
  * The plain-text write as ONE statement (no BEGIN/COMMIT round trips): bump, insert and NOTIFY in CTEs. A
@@ -204,48 +221,44 @@ const toColumns = snakeCaseMappers().format;
  */
 async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage, content: string, budgeted: boolean): Promise<Message | undefined> {
   const knex = ctx.db.knex;
+  const bump = bumpConversation(fields.conversationId, scope, budgeted);
   // Keys as column names: the document is read by jsonb_populate_record, which knex's name mapping never sees.
-  const document = toColumns({ ...fields, content });
-  const columns = Object.keys(document);
-  const query = knex
-    .with("bump", bumpConversation(knex, fields.conversationId, scope, budgeted))
-    .with(
-      "ins",
-      knex.raw(`insert into messages (seq, ${columns.map(() => "??").join(", ")})
-        select bump.last_seq, ${columns.map((column) => (column === ATTRIBUTION_COLUMN ? ATTRIBUTION : "r.??")).join(", ")}
-        from bump, jsonb_populate_record(null::messages, ?::jsonb) r
-        returning *`, [...columns, ...columns.filter((column) => column !== ATTRIBUTION_COLUMN), JSON.stringify(document)]),
-    )
-    .with("notified", knex.raw(`select ${messageAddedSql("ins", "bump")} from ins, bump`));
+  const document = JSON.stringify(toColumns({ ...fields, content }));
   // An assistant message with usage puts its model call on the ledger in the same statement (ledger.ts).
   const usage = usageOf(ctx, fields);
-  if (usage) {
-    withLedger(
-      knex,
-      query,
-      knex.raw(
-        `select (jsonb_populate_record(null::ai_requests, ?::jsonb || jsonb_build_object('request_id', 'message:' || ins.id,
-          'message_id', ins.id, 'user_id', bump.owner_id, 'guild_id', bump.discord_guild_id, 'occurred_at', ins.created_at))).* from ins, bump`,
-        [ledgerDocument(usage)],
-      ),
-    );
-  }
-  const [row] = await query
-    .select(await plainColumns(knex, Message, "ins"))
-    .from(knex.raw("ins, notified"))
-    .modify(prepared);
-  return row ? Message.fromDatabaseJson(row) : undefined; // none: unknown, not the viewer's, or archived
+  const ledger = usage
+    ? ledgerCtes(
+        knex,
+        knex.raw(
+          `select (jsonb_populate_record(null::ai_requests, ?::jsonb || jsonb_build_object('request_id', 'message:' || ins.id,
+            'message_id', ins.id, 'user_id', bump.owner_id, 'guild_id', bump.discord_guild_id, 'occurred_at', ins.created_at))).* from ins, bump`,
+          [ledgerDocument(usage)],
+        ),
+      )
+    : [];
+  // Written as text (not a knex builder): it is the hot write, and building it with knex cost about a tenth of it.
+  const { rows } = (await prepared(
+    knex.raw(
+      `with bump as (${bump.sql}), ins as (${INSERT_MESSAGE}), notified as (select ${messageAddedSql("ins", "bump")} from ins, bump)${ledger.map(([name]) => `, ${name} as (?)`).join("")}
+      select ${await insColumns(knex)} from ins, notified`,
+      [...bump.bindings, document, ...ledger.map(([, statement]) => statement)],
+    ),
+  )) as { rows: Record<string, unknown>[] };
+  return rows[0] ? Message.fromDatabaseJson(fromColumns(rows[0])) : undefined; // none: unknown, not the viewer's, or archived
+}
+
+/** The columns of the new message's row, in the order `insColumns` lists them; read once (from objection's metadata). */
+let insertedColumns: string | undefined;
+async function insColumns(knex: Knex): Promise<string> {
+  return (insertedColumns ??= (await plainColumns(knex, Message, "ins")).map((column) => column.toSQL().sql).join(", "));
 }
 
 /** The encrypted write: the ciphertext's AAD holds the seq, so it is computed between bump and insert. */
 async function insertInTransaction(ctx: Actor, scope: Scope, fields: NewMessage, content: string, budgeted: boolean): Promise<Message | undefined> {
   return ctx.db.knex.transaction(async (trx) => {
-    const [conversation] = (await bumpConversation(trx, fields.conversationId, scope, budgeted)) as {
-      lastSeq: number;
-      ownerId: string;
-      discordGuildId: string | null;
-      assistantVersionId: string | null;
-    }[];
+    const bump = bumpConversation(fields.conversationId, scope, budgeted);
+    const { rows } = (await trx.raw(bump.sql, bump.bindings)) as { rows: Record<string, unknown>[] };
+    const conversation = rows[0] && (fromColumns(rows[0]) as { lastSeq: number; ownerId: string; discordGuildId: string | null; assistantVersionId: string | null });
     if (!conversation) return undefined; // unknown, not the viewer's, or archived
     const pinned = fields.role === MessageRole.ASSISTANT ? conversation.assistantVersionId : null;
     const [row] = await trx("messages")

@@ -63,7 +63,7 @@ const COLUMNS = [
 const SUMMED = ["requests", "errors", "unpriced", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms_sum", "latency_count"];
 
 /** The CTEs (name, statement) of one ledger write whose row `source` selects; the new row is `ledger_row`. */
-function ledgerCtes(knex: Knex, source: Knex.Raw): [string, Knex.Raw][] {
+export function ledgerCtes(knex: Knex, source: Knex.Raw): [string, Knex.Raw][] {
   return [
     ["ledger_input", source],
     [
