@@ -129,6 +129,40 @@ describe("statements per write", () => {
   });
 });
 
+describe("the benchmark's operations with rate limits on", () => {
+  // H, I and W as bench/operations.ts asks them, on a server that counts rate limits (off in the other tests):
+  // each is the token, the rate limit and ONE statement for the operation itself.
+  const H = `query H($id: UUID!) { conversation(id: $id) { id title messages(last: 50) { edges { node {
+    id role content createdAt author { id displayName } } } } } }`;
+  const I = `query I { conversations(first: 20) { edges { node { id title updatedAt lastMessage { id role content createdAt } } } } }`;
+  const W = `mutation W($c: UUID!, $t: String!) { addMessage(input: { conversationId: $c, content: $t }) { id } }`;
+  let limited: TestApp;
+  let limitedCounter: StatementCounter;
+
+  beforeAll(async () => {
+    limited = await createTestApp({ AUTH_CACHE_SECONDS: "0", RATE_LIMIT_ENABLED: "true" }, app.database);
+    limitedCounter = countStatements(limited);
+  });
+  afterAll(() => limited.dispose());
+
+  it("H, I and W: the token, the rate limit, and one statement", async () => {
+    const conversationId = await newConversation(alice);
+    for (const i of range(3)) await say(conversationId, i);
+    const runs = {
+      H: await limitedCounter.run(H, { id: conversationId }, alice.token),
+      I: await limitedCounter.run(I, {}, alice.token),
+      W: await limitedCounter.run(W, { c: conversationId, t: "one more" }, alice.token),
+    };
+    expect(runs.H.data.conversation.messages.edges.map((edge: any) => edge.node.author.displayName)).toEqual(["person-0", "person-1", "person-2"]);
+    expect(runs.I.data.conversations.edges.some((edge: any) => edge.node.id === conversationId)).toBe(true);
+    expect(runs.W.data.addMessage.id).toEqual(expect.any(String));
+    for (const { statements } of Object.values(runs)) {
+      expect(statements).toHaveLength(AUTH + 2);
+      expect(statements.filter((sql) => sql.includes("rate_limits"))).toHaveLength(1);
+    }
+  });
+});
+
 // ---- queries over HTTP -----------------------------------------------------------------------------------
 
 /**
