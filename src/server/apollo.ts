@@ -6,7 +6,7 @@ import { ApolloServer, type ApolloServerPlugin } from "@apollo/server";
 import { ApolloServerPluginLandingPageLocalDefault } from "@apollo/server/plugin/landingPage/default";
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import { ApolloServerPluginCacheControlDisabled } from "@apollo/server/plugin/disabled";
-import { GraphQLError, getVariableValues, printSchema, type GraphQLSchema, type OperationDefinitionNode } from "graphql";
+import { GraphQLError, getVariableValues, printSchema, type GraphQLFormattedError, type GraphQLSchema, type OperationDefinitionNode } from "graphql";
 import type { GatewayExecutor, GatewayInterface } from "@apollo/server-gateway-interface";
 import { compileQuery, isCompiledQuery, type CompiledQuery } from "graphql-jit";
 import type { Config } from "../config";
@@ -40,6 +40,35 @@ const logHiddenErrors: ApolloServerPlugin<Context> = {
           if (!original || original instanceof AppError || mapDatabaseError(original)) continue;
           if (original.name === "ArgumentValidationError") continue;
           contextValue.log.error({ err: original, path: error.path }, "unexpected error");
+        }
+      },
+    };
+  },
+};
+
+/** Where an error was raised, as a sort key: its place in the document, then its path (list indexes as numbers). */
+function errorOrder(a: GraphQLFormattedError, b: GraphQLFormattedError): number {
+  const [la, lb] = [a.locations?.[0], b.locations?.[0]];
+  const byPlace = (la?.line ?? 0) - (lb?.line ?? 0) || (la?.column ?? 0) - (lb?.column ?? 0);
+  if (byPlace) return byPlace;
+  const [pa, pb] = [a.path ?? [], b.path ?? []];
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    if (pa[i] === pb[i]) continue;
+    return typeof pa[i] === "number" && typeof pb[i] === "number" ? (pa[i] as number) - (pb[i] as number) : String(pa[i]) < String(pb[i]) ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}
+
+/**
+ * Field errors in document order (then by path), not in the order they happened: that order depends on which
+ * reads were batched or planned (READ_PLANNER) and on timing, and the same request should get the same answer.
+ */
+const orderedErrors: ApolloServerPlugin<Context> = {
+  async requestDidStart() {
+    return {
+      async willSendResponse({ response }) {
+        if (response.body.kind === "single" && (response.body.singleResult.errors?.length ?? 0) > 1) {
+          response.body.singleResult.errors = [...response.body.singleResult.errors!].sort(errorOrder);
         }
       },
     };
@@ -145,6 +174,7 @@ export function createApollo(schema: GraphQLSchema, config: Config, plugins: Apo
       queryLimitsPlugin(config),
       logHiddenErrors,
       serviceUnavailableStatus,
+      orderedErrors,
       ...plugins,
     ],
   });

@@ -1,13 +1,26 @@
 /**
- * What an operation asks of one field, read the way graphql-js's executor reads it (its own collectSubfields:
- * fragments, inline fragments with type conditions, @include/@skip with the request's variables), with the
- * field's arguments coerced as its resolver would get them. A connection (`edges { node }`) is seen through to
- * its nodes.
+ * What an operation asks of one field: its subfields by response key through fragments and inline fragments
+ * (with their type conditions), and the field's arguments coerced as its resolver gets them. A connection
+ * (`edges { node }`) is seen through to its nodes.
+ *
+ * @include/@skip are NOT applied: a plan covers everything the operation may ask for, which can only add columns.
+ * That is on purpose: graphql-jit (GRAPHQL_JIT) also runs the fragments inside a skipped copy of a field when
+ * the same response key is asked unskipped elsewhere, and a plan of only what graphql-js would run left those
+ * fields without their columns (test/api/read-planner.test.ts keeps the case).
  */
-import { getArgumentValues, getNamedType, isObjectType, type FieldNode, type GraphQLNamedType, type GraphQLObjectType, type GraphQLResolveInfo } from "graphql";
-// graphql-js's own field collection (not re-exported from its index), so that the planner reads a selection
-// exactly as execution does.
-import { collectSubfields } from "graphql/execution/collectFields";
+import {
+  getArgumentValues,
+  getNamedType,
+  isAbstractType,
+  isObjectType,
+  Kind,
+  type FieldNode,
+  type GraphQLNamedType,
+  type GraphQLObjectType,
+  type GraphQLResolveInfo,
+  type NamedTypeNode,
+  type SelectionSetNode,
+} from "graphql";
 
 export interface Selected {
   args: Record<string, unknown>;
@@ -19,8 +32,34 @@ export interface Selected {
   connectionFields?: Set<string>;
 }
 
-const collect = (type: GraphQLObjectType, nodes: readonly FieldNode[], info: GraphQLResolveInfo) =>
-  collectSubfields(info.schema, info.fragments, info.variableValues, type, nodes) as Map<string, readonly FieldNode[]>;
+/** The fields below `nodes` (one response key's field nodes) on `type`, by response key, directives not applied. */
+function collect(type: GraphQLObjectType, nodes: readonly FieldNode[], info: GraphQLResolveInfo): Map<string, FieldNode[]> {
+  const fields = new Map<string, FieldNode[]>();
+  const visited = new Set<string>(); // validation refuses fragment cycles; this keeps a fragment spread twice to one walk
+  const matches = (condition: NamedTypeNode | undefined) => {
+    if (!condition) return true;
+    const named = info.schema.getType(condition.name.value);
+    return named === type || (named !== undefined && isAbstractType(named) && info.schema.isSubType(named, type));
+  };
+  const walk = (set: SelectionSetNode | undefined): void => {
+    for (const selection of set?.selections ?? []) {
+      if (selection.kind === Kind.FIELD) {
+        const key = selection.alias?.value ?? selection.name.value;
+        const found = fields.get(key);
+        if (found) found.push(selection);
+        else fields.set(key, [selection]);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        if (matches(selection.typeCondition)) walk(selection.selectionSet);
+      } else if (!visited.has(selection.name.value)) {
+        visited.add(selection.name.value);
+        const fragment = info.fragments[selection.name.value];
+        if (fragment && matches(fragment.typeCondition)) walk(fragment.selectionSet);
+      }
+    }
+  };
+  for (const node of nodes) walk(node.selectionSet);
+  return fields;
+}
 
 /**
  * The selection below one field of `parent` (`nodes` are that response key's field nodes), or undefined when its
@@ -59,8 +98,8 @@ export function subfields(parent: GraphQLObjectType, nodes: readonly FieldNode[]
 }
 
 /**
- * The arguments of every occurrence of the child `field` below the current field (each alias counts), or
- * undefined when they cannot be known (invalid arguments: the child's resolver reports them). For resolvers
+ * The arguments of every occurrence of the child `field` below the current field (each alias counts, and so do
+ * skipped ones), or undefined when they cannot be known (invalid arguments: the child's resolver reports them). For resolvers
  * that read a child's rows in their own statement when the planner is off (ConversationResolver.conversation).
  */
 export function childFieldArguments(info: GraphQLResolveInfo, field: string): Record<string, unknown>[] | undefined {
