@@ -13,7 +13,7 @@ export interface PlannerSetup {
   /** Root fields ("Query.conversation") and their planned entry point; undefined from it means "not plannable". */
   roots: Record<string, (ctx: Actor, info: GraphQLResolveInfo, args: any) => Promise<unknown>>;
   /** Computed fields ("Message.content") and their value on a planned row; undefined means "ask the resolver". */
-  computed: Record<string, (row: Planned) => unknown>;
+  computed: Record<string, (row: Planned, ctx: Actor) => unknown>;
 }
 
 function fieldOf(schema: GraphQLSchema, path: string) {
@@ -35,8 +35,8 @@ export function installReadPlanner(schema: GraphQLSchema, setup: PlannerSetup): 
   }
   for (const [path, value] of Object.entries(setup.computed)) {
     const { field, resolve } = fieldOf(schema, path);
-    field.resolve = (root: Planned, args, ctx, info) => {
-      const planned = value(root);
+    field.resolve = (root: Planned, args, ctx: Actor, info) => {
+      const planned = value(root, ctx);
       return planned === undefined ? resolve(root, args, ctx, info) : planned;
     };
   }

@@ -78,8 +78,6 @@ export interface TypePlan {
   fields: Readonly<Record<string, FieldPlan>>;
   /** Properties every planned row carries (the id, and what access decisions on the row read). */
   always: readonly string[];
-  /** Turns a decoded row into what the field resolvers expect (e.g. the message text decrypted). */
-  finish?(row: Planned, actor: Actor): void;
 }
 
 interface PlannedRelation {
@@ -186,7 +184,7 @@ export function rowSql(q: SqlText, plan: ObjectPlan, alias: string): void {
 }
 
 /** The row of `plan` from its JSON array (null stays null). */
-export function decodeRow(plan: ObjectPlan, values: unknown[] | null, actor: Actor): Planned | null {
+export function decodeRow(plan: ObjectPlan, values: unknown[] | null): Planned | null {
   if (values === null) return null;
   const row: Planned = {};
   const { properties, type } = plan;
@@ -199,11 +197,10 @@ export function decodeRow(plan: ObjectPlan, values: unknown[] | null, actor: Act
   for (let r = 0; r < plan.relations.length; r++) {
     const { key, relation, child, prepared } = plan.relations[r];
     const raw = values[properties.length + r];
-    const decoded = relation.many ? (raw as unknown[][]).map((item) => decodeRow(child, item, actor)) : decodeRow(child, raw as unknown[] | null, actor);
+    const decoded = relation.many ? (raw as unknown[][]).map((item) => decodeRow(child, item)) : decodeRow(child, raw as unknown[] | null);
     planned[key] = relation.value ? relation.value(decoded, prepared, row) : decoded;
   }
   row[PLANNED] = planned;
-  type.finish?.(row, actor);
   return row;
 }
 

@@ -13,7 +13,7 @@ import type { Actor } from "../actor";
 import { viewerOf } from "../user/viewer";
 import { scopeCondition } from "../access/access.service";
 import { userPlan } from "../user/user.plan";
-import { messagePage, messagePlan } from "../message/message.plan";
+import { messagePage, messagePlan, ofConversation } from "../message/message.plan";
 import { ownerScope } from "./conversation.service";
 import type { ConversationsArgs } from "./conversation.input";
 
@@ -43,7 +43,10 @@ export const conversationPlan: TypePlan = {
     owner: { needs: ["ownerId"], relation: toOne(() => userPlan, (user, conversation) => `${user}.id = ${conversation}.owner_id`) },
     lastMessage: {
       needs: ["lastSeq"],
-      relation: toOne(() => messagePlan, (message, conversation) => `${message}.conversation_id = ${conversation}.id and ${message}.seq = ${conversation}.last_seq`),
+      relation: {
+        ...toOne(() => messagePlan, (message, conversation) => `${message}.conversation_id = ${conversation}.id and ${message}.seq = ${conversation}.last_seq`),
+        value: (message, _, conversation) => ofConversation(message as Planned | null, conversation),
+      },
     },
     messages: { needs: ["messageCount"], relation: messagePage },
     transcripts: { needs: [] },
@@ -74,7 +77,7 @@ export async function plannedConversation(ctx: Actor, info: GraphQLResolveInfo, 
     return mapTo(ids, rows, (row) => row.id as string).map((row) => row?.r as unknown[] | undefined);
   }).load(id);
   if (!values) throw new NotFoundError("Conversation");
-  return decodeRow(plan, values, ctx)!;
+  return decodeRow(plan, values)!;
 }
 
 /** `conversations` planned (the inbox): the same filters, order and cursors as listConversations. */
@@ -93,12 +96,12 @@ export async function plannedConversations(ctx: Actor, info: GraphQLResolveInfo,
     if (args.filter?.origin) q.text(` and ${inner}.origin = `).bind(args.filter.origin);
   };
   const order = page.direction === "forward" ? "desc" : "asc";
-  q.text("select coalesce((select json_agg(");
+  q.text("select array_to_json(array(select ");
   rowSql(q, plan, alias);
-  q.text(` order by ${alias}.updated_at ${order}, ${alias}.id ${order}) from (select * from conversations c where `);
-  filters("c");
-  if (cursor) q.text(` and (c.updated_at, c.id) ${page.direction === "forward" ? "<" : ">"} (`).bind(cursor[0]).text(", ").bind(cursor[1], "::uuid").text(")");
-  q.text(` order by c.updated_at ${order}, c.id ${order} limit `).bind(page.limit + 1).text(`) ${alias}), '[]') as r`);
+  q.text(` from conversations ${alias} where `);
+  filters(alias);
+  if (cursor) q.text(` and (${alias}.updated_at, ${alias}.id) ${page.direction === "forward" ? "<" : ">"} (`).bind(cursor[0]).text(", ").bind(cursor[1], "::uuid").text(")");
+  q.text(` order by ${alias}.updated_at ${order}, ${alias}.id ${order} limit `).bind(page.limit + 1).text(")) as r");
   const counted = root.selected.connectionFields?.has("totalCount");
   if (counted) {
     q.text(", (select count(*)::int from conversations c where ");
@@ -106,6 +109,6 @@ export async function plannedConversations(ctx: Actor, info: GraphQLResolveInfo,
     q.text(") as total");
   }
   const [row] = await runPlanned(ctx, q);
-  const rows = (row.r as unknown[][]).map((values) => decodeRow(plan, values, ctx) as Planned & { id: string; updatedAt: Date });
+  const rows = (row.r as unknown[][]).map((values) => decodeRow(plan, values) as Planned & { id: string; updatedAt: Date });
   return toConnection(rows, page, newestFirstCursorOf("updatedAt"), () => row.total as number);
 }

@@ -28,8 +28,11 @@ const SCALARS = [
   "updatedAt",
 ] as const;
 
-/** What the content and chunkCount resolvers read when they must fall back: a STREAMING or undecryptable message. */
-const CONTENT = ["content", "status", "encryptedContent", "keyId", "conversationId", "seq", "chunkCount"];
+/**
+ * What content and chunkCount read, and their resolvers when they fall back (a STREAMING or undecryptable
+ * message). The conversation id, which encrypted text is bound to, is the parent's (ofConversation below).
+ */
+const CONTENT = ["content", "status", "encryptedContent", "keyId", "seq"];
 
 export const messagePlan: TypePlan = {
   name: "Message",
@@ -61,7 +64,7 @@ export const messagePlan: TypePlan = {
   fields: {
     ...columnFields(SCALARS),
     content: { needs: CONTENT },
-    chunkCount: { needs: CONTENT },
+    chunkCount: { needs: [...CONTENT, "chunkCount"] },
     author: { needs: ["authorId"], relation: toOne(() => userPlan, (user, message) => `${user}.id = ${message}.author_id`) },
     sentBy: { needs: ["sentBy"], relation: toOne(() => userPlan, (user, message) => `${user}.id = ${message}.sent_by`) },
     // A message is only ever handed out to readers of its conversation (as MessageResolver.conversation).
@@ -73,21 +76,28 @@ export const messagePlan: TypePlan = {
     discordPost: { needs: ["id"] },
   },
   always: ["id", "seq", "status"],
-  finish(row, actor) {
-    // Decrypted once here; one that cannot be is left to the content resolver, which reports and logs it.
-    if (row.content === null && row.encryptedContent && row.status !== MessageStatus.STREAMING) {
-      try {
-        row.content = decryptContent(actor.config.encryption, row as never);
-      } catch {
-        // left to MessageResolver.content
-      }
-    }
-  },
 };
 
-/** A planned message whose text is at hand (not STREAMING, stored plain or decrypted above). */
-export const plannedText = (message: Planned): string | undefined =>
-  message[PLANNED] !== undefined && message.status !== MessageStatus.STREAMING && typeof message.content === "string" ? message.content : undefined;
+/** Messages read below a conversation are that conversation's: their conversationId need not be read. */
+export function ofConversation<T extends Planned | null>(message: T, conversation: Planned): T {
+  if (message && message.conversationId === undefined) message.conversationId = conversation.id;
+  return message;
+}
+
+/**
+ * A planned message's text when it is at hand: not STREAMING, stored plain or decrypted here. Text that cannot
+ * be decrypted is left to MessageResolver.content, which reports and logs it.
+ */
+export function plannedText(message: Planned, actor: Actor): string | undefined {
+  if (message[PLANNED] === undefined || message.status === MessageStatus.STREAMING) return undefined;
+  if (typeof message.content === "string") return message.content;
+  if (!message.encryptedContent) return undefined;
+  try {
+    return (message.content = decryptContent(actor.config.encryption, message as never));
+  } catch {
+    return undefined;
+  }
+}
 
 /** A planned message's chunk count when no stream is open (while STREAMING it is counted with the text). */
 export const plannedChunkCount = (message: Planned): number | undefined =>
@@ -115,14 +125,17 @@ export const messagePage: Relation = {
   sql(q, { alias, parent, row, prepared }) {
     const { key } = prepared as PlannedPage;
     const order = key.direction === "forward" ? "asc" : "desc";
-    q.text("(select coalesce(json_agg(");
+    // array(subquery) keeps the subquery's order (json_agg would sort again), and builds only the rows the
+    // limit lets through.
+    q.text("array_to_json(array(select ");
     row(q);
-    q.text(` order by ${alias}.seq ${order}), '[]') from (select * from messages m where m.conversation_id = ${parent}.id`);
-    if (key.cursorSeq !== undefined) q.text(` and m.seq ${key.direction === "forward" ? ">" : "<"} `).bind(key.cursorSeq);
-    q.text(` order by m.seq ${order} limit `).bind(key.limit).text(`) ${alias})`);
+    q.text(` from messages ${alias} where ${alias}.conversation_id = ${parent}.id`);
+    if (key.cursorSeq !== undefined) q.text(` and ${alias}.seq ${key.direction === "forward" ? ">" : "<"} `).bind(key.cursorSeq);
+    q.text(` order by ${alias}.seq ${order} limit `).bind(key.limit).text("))");
   },
   value(rows, prepared, conversation) {
     const { page } = prepared as PlannedPage;
-    return toConnection(rows as Planned[], page, (message) => [message.seq], () => conversation.messageCount as number);
+    const messages = (rows as Planned[]).map((message) => ofConversation(message, conversation));
+    return toConnection(messages, page, (message) => [message.seq], () => conversation.messageCount as number);
   },
 };
