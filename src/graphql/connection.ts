@@ -207,19 +207,22 @@ export async function newestFirstPage<T extends { id: string }>(
       { column: column("id"), order },
     ])
     .limit(page.limit + 1);
-  const cursor = newestFirstCursor(page);
-  if (cursor) query.whereRaw(`(${column(timeSql)}, ${column("id")}) ${forward ? "<" : ">"} (?, ?)`, cursor);
+  const after = newestFirstAfter(page, column(timeSql), column("id"));
+  if (after) query.whereRaw(after.sql, after.bindings);
   const rows = await query; // limit + 1 rows even for `first: 0`, so hasNextPage is still true when rows exist
   return toConnection(rows, page, newestFirstCursorOf(timeColumn), () => counted().resultSize());
 }
 
-/** The (time, id) a newest-first page continues from, checked; undefined for the first page. */
-export function newestFirstCursor(page: PageRequest): [Date, string] | undefined {
+/**
+ * The condition of a newest-first page that continues from its cursor, over the SQL expressions of the time and
+ * id columns; undefined for the first page, BAD_USER_INPUT for a cursor that is not one of ours.
+ */
+export function newestFirstAfter(page: PageRequest, time: string, id: string): { sql: string; bindings: [Date, string] } | undefined {
   if (!page.cursor) return undefined;
-  const [at, id] = page.cursor;
-  const time = new Date(cursorString(at, ISO_MS));
-  if (Number.isNaN(time.getTime())) throw new BadUserInputError("Invalid cursor"); // well-formed, but month 13 and such
-  return [time, cursorString(id, UUID_PATTERN)];
+  const [at, cursorId] = page.cursor;
+  const from = new Date(cursorString(at, ISO_MS));
+  if (Number.isNaN(from.getTime())) throw new BadUserInputError("Invalid cursor"); // well-formed, but month 13 and such
+  return { sql: `(${time}, ${id}) ${page.direction === "forward" ? "<" : ">"} (?, ?)`, bindings: [from, cursorString(cursorId, UUID_PATTERN)] };
 }
 
 /** The cursor keys of a row of a newest-first page. */

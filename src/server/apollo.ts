@@ -99,12 +99,6 @@ const serviceUnavailableStatus: ApolloServerPlugin<Context> = {
 const JIT_CACHE_SIZE = 1000;
 
 /**
- * Execution by graphql-jit instead of graphql-js: each distinct document is compiled once into plain
- * JavaScript, which runs Parley's resolvers several times faster than graphql-js's generic walk (measured
- * in bench/results). Apollo takes a custom executor only through its gateway option; parsing, validation,
- * the plugins and error formatting stay Apollo's. Subscriptions (graphql-ws) keep graphql-js.
- */
-/**
  * graphql-jit's errors are its own subclass of GraphQLError, without an `extensions` object when the resolver's
  * error had none (a driver error): Apollo reads `extensions.code` before formatError and fails on it, answering
  * a bare "Internal server error" where errors.ts would have mapped the SQLSTATE. Rebuilt as graphql-js errors
@@ -142,6 +136,12 @@ function hasConditions(document: DocumentNode): boolean {
   return found;
 }
 
+/**
+ * Execution by graphql-jit instead of graphql-js: each distinct document is compiled once into plain
+ * JavaScript, which runs Parley's resolvers several times faster than graphql-js's generic walk (measured
+ * in bench/results). Apollo takes a custom executor only through its gateway option; parsing, validation,
+ * the plugins and error formatting stay Apollo's. Subscriptions (graphql-ws) keep graphql-js.
+ */
 export function jitGateway(schema: GraphQLSchema): GatewayInterface {
   const compiled = new Map<string, CompiledQuery>();
   const executor: GatewayExecutor = async ({ document, operation, operationName, queryHash, request, context }) => {

@@ -17,7 +17,10 @@ import type { Actor } from "../../modules/actor";
 import { subfields, type Selected } from "./selection";
 import { SqlText } from "./sql";
 import DataLoader from "dataloader";
+import { snakeCaseMappers } from "objection";
 import { prepared } from "../../db/prepared";
+
+const { format: toColumns } = snakeCaseMappers();
 
 /** On a planned row: the planned values of its relation fields, by response key. */
 export const PLANNED = Symbol("planned");
@@ -156,9 +159,10 @@ export function planRoot(
   return { plan, selected };
 }
 
-/** Column specs by property, the SQL name being the property in snake_case. */
+/** Column specs by property, named in SQL as knex's name mapping names them (knex-config.ts). */
 export function columnsOf(kinds: Record<string, ColumnKind>): Record<string, Column> {
-  return Object.fromEntries(Object.entries(kinds).map(([property, kind]) => [property, { name: property.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), kind }]));
+  const names = Object.keys(toColumns(kinds)); // the mapper keeps the keys' order
+  return Object.fromEntries(Object.entries(kinds).map(([property, kind], i) => [property, { name: names[i], kind }]));
 }
 
 /** Fields that are one column each, of the same name. */

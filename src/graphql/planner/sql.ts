@@ -21,6 +21,13 @@ export class SqlText {
     return this;
   }
 
+  /** SQL text with `?` placeholders of its own and their bindings, in order. */
+  append(sql: string, bindings: readonly Knex.RawBinding[]): this {
+    this.parts.push(sql);
+    this.bindings.push(...bindings);
+    return this;
+  }
+
   /** A table alias not used elsewhere in this statement. */
   alias(): string {
     this.aliases += 1;

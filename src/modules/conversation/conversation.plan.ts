@@ -7,7 +7,7 @@ import type { GraphQLResolveInfo } from "graphql";
 import { columnFields, columnsOf, decodeRow, plannedBatch, planRoot, runPlanned, rowSql, toOne, type Planned, type TypePlan } from "../../graphql/planner/plan";
 import { mapTo } from "../loaders";
 import { SqlText } from "../../graphql/planner/sql";
-import { newestFirstCursor, newestFirstCursorOf, pageRequest, toConnection, type ConnectionShape } from "../../graphql/connection";
+import { newestFirstAfter, newestFirstCursorOf, pageRequest, toConnection, type ConnectionShape } from "../../graphql/connection";
 import { NotFoundError } from "../../graphql/errors";
 import type { Actor } from "../actor";
 import { viewerOf } from "../user/viewer";
@@ -72,7 +72,7 @@ export async function plannedConversation(ctx: Actor, info: GraphQLResolveInfo, 
   const values = await plannedBatch<string, unknown[] | undefined>(ctx, q, async (ids) => {
     const scope = await scopeCondition(ctx, alias);
     q.bind([...ids], "::uuid[]").text(")");
-    if (scope) q.text(` and ${scope.sql}`).bindings.push(...scope.bindings);
+    if (scope) q.append(` and ${scope.sql}`, scope.bindings);
     const rows = await runPlanned(ctx, q);
     return mapTo(ids, rows, (row) => row.id as string).map((row) => row?.r as unknown[] | undefined);
   }).load(id);
@@ -84,12 +84,12 @@ export async function plannedConversation(ctx: Actor, info: GraphQLResolveInfo, 
 export async function plannedConversations(ctx: Actor, info: GraphQLResolveInfo, args: ConversationsArgs): Promise<ConnectionShape<Planned> | undefined> {
   const ownerId = ownerScope(viewerOf(ctx), args.filter?.ownerId);
   const page = pageRequest(args, ctx.config);
-  const cursor = newestFirstCursor(page);
+  const q = new SqlText();
+  const alias = q.alias();
+  const after = newestFirstAfter(page, `${alias}.updated_at`, `${alias}.id`); // a bad cursor is refused before planning
   const root = planRoot(conversationPlan, info, ctx, ["updatedAt"]);
   if (!root) return undefined;
   const { plan } = root;
-  const q = new SqlText();
-  const alias = q.alias();
   const filters = (inner: string) => {
     q.text(`${inner}.owner_id = `).bind(ownerId, "::uuid");
     if (args.filter?.status) q.text(` and ${inner}.status = `).bind(args.filter.status);
@@ -100,7 +100,7 @@ export async function plannedConversations(ctx: Actor, info: GraphQLResolveInfo,
   rowSql(q, plan, alias);
   q.text(` from conversations ${alias} where `);
   filters(alias);
-  if (cursor) q.text(` and (${alias}.updated_at, ${alias}.id) ${page.direction === "forward" ? "<" : ">"} (`).bind(cursor[0]).text(", ").bind(cursor[1], "::uuid").text(")");
+  if (after) q.append(` and ${after.sql}`, after.bindings);
   q.text(` order by ${alias}.updated_at ${order}, ${alias}.id ${order} limit `).bind(page.limit + 1).text(")) as r");
   const counted = root.selected.connectionFields?.has("totalCount");
   if (counted) {

@@ -179,31 +179,19 @@ function bumpConversation(conversationId: string, scope: Scope, budgeted: boolea
  * The select expression of messages.assistant_version_id in the one-statement write: the version the writer
  * named, else for an ASSISTANT message the conversation's pin (read by the bump, under its row lock).
  */
+const ATTRIBUTION_COLUMN = "assistant_version_id";
 const ATTRIBUTION = `case when r.role = '${MessageRole.ASSISTANT}' then coalesce(r.assistant_version_id, bump.assistant_version_id) end`;
 
-/** The columns the one-statement write takes from its JSON document: every NewMessage property, and the content. */
-const DOCUMENT_COLUMNS = [
-  "conversation_id",
-  "author_id",
-  "sent_by",
-  "role",
-  "status",
-  "request_id",
-  "metadata",
-  "tool_calls",
-  "model",
-  "prompt_tokens",
-  "completion_tokens",
-  "cost_usd",
-  "latency_ms",
-  "content",
-];
-
-/** The insert of the one-statement write, numbered by the bump; its one binding is the JSON document. */
-const INSERT_MESSAGE = `insert into messages (seq, ${DOCUMENT_COLUMNS.join(", ")}, assistant_version_id)
-  select bump.last_seq, ${DOCUMENT_COLUMNS.map((column) => `r.${column}`).join(", ")}, ${ATTRIBUTION}
-  from bump, jsonb_populate_record(null::messages, ?::jsonb) r
-  returning *`;
+/**
+ * The insert of the one-statement write, numbered by the bump, over the columns of its JSON document (its one
+ * binding): those are the NewMessage properties and the content, so the text is the same for every write.
+ */
+function insertMessageSql(columns: string[]): string {
+  return `insert into messages (seq, ${columns.join(", ")})
+    select bump.last_seq, ${columns.map((column) => (column === ATTRIBUTION_COLUMN ? ATTRIBUTION : `r.${column}`)).join(", ")}
+    from bump, jsonb_populate_record(null::messages, ?::jsonb) r
+    returning *`;
+}
 
 /** The unique violation of a second message with the same requestId in one conversation. */
 const isDuplicateRequest = (error: unknown) =>
@@ -223,7 +211,7 @@ async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage
   const knex = ctx.db.knex;
   const bump = bumpConversation(fields.conversationId, scope, budgeted);
   // Keys as column names: the document is read by jsonb_populate_record, which knex's name mapping never sees.
-  const document = JSON.stringify(toColumns({ ...fields, content }));
+  const document = toColumns({ ...fields, content });
   // An assistant message with usage puts its model call on the ledger in the same statement (ledger.ts).
   const usage = usageOf(ctx, fields);
   const ledger = usage
@@ -239,9 +227,9 @@ async function insertInOneStatement(ctx: Actor, scope: Scope, fields: NewMessage
   // Written as text (not a knex builder): it is the hot write, and building it with knex cost about a tenth of it.
   const { rows } = (await prepared(
     knex.raw(
-      `with bump as (${bump.sql}), ins as (${INSERT_MESSAGE}), notified as (select ${messageAddedSql("ins", "bump")} from ins, bump)${ledger.map(([name]) => `, ${name} as (?)`).join("")}
+      `with bump as (${bump.sql}), ins as (${insertMessageSql(Object.keys(document))}), notified as (select ${messageAddedSql("ins", "bump")} from ins, bump)${ledger.map(([name]) => `, ${name} as (?)`).join("")}
       select ${await insColumns(knex)} from ins, notified`,
-      [...bump.bindings, document, ...ledger.map(([, statement]) => statement)],
+      [...bump.bindings, JSON.stringify(document), ...ledger.map(([, statement]) => statement)],
     ),
   )) as { rows: Record<string, unknown>[] };
   return rows[0] ? Message.fromDatabaseJson(fromColumns(rows[0])) : undefined; // none: unknown, not the viewer's, or archived
