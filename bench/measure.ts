@@ -1,6 +1,14 @@
 /** Figures the benchmarks read the same way: a server process's memory, and percentiles of latencies. */
 import fs from "node:fs";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
+
+/**
+ * Wall-clock milliseconds with sub-millisecond resolution: the process's start time plus its monotonic clock,
+ * so it does not jump with clock adjustments during a run and is comparable between processes of one machine
+ * (up to a small offset, which bench/fanout.ts measures).
+ */
+export const wallClockMs = (): number => performance.timeOrigin + performance.now();
 
 /** A process's resident set now and its peak (VmRSS, VmHWM), in MiB. */
 export function processMemoryMiB(pid: number): { rss: number; peak: number } {

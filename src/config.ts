@@ -73,6 +73,12 @@ export interface Config {
    */
   liveRetrySeconds: number;
 
+  /**
+   * LIVE_MAX_BUFFERED_BYTES: how much a websocket subscriber may have sent to it and not yet taken before its
+   * subscriptions stop sharing delivery with the others and wait for it (reading on from where it stood). @default 1048576
+   */
+  liveMaxBufferedBytes: number;
+
   /** JWT bearer tokens from the operator's identity provider; undefined when neither secret nor JWKS is set. */
   jwt: JwtConfig | undefined;
 
@@ -464,6 +470,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceSeconds: int(env, "SHUTDOWN_GRACE_SECONDS", 10),
     streamTimeoutSeconds: int(env, "STREAM_TIMEOUT_SECONDS", 300, 1),
     liveRetrySeconds: int(env, "LIVE_RETRY_SECONDS", 15),
+    liveMaxBufferedBytes: int(env, "LIVE_MAX_BUFFERED_BYTES", 1024 * 1024, 1024),
     jwt: jwtConfig(env),
     corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
     limits: {

@@ -11,13 +11,16 @@ import { WebSocketServer } from "ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Context as WsContext, SubscribePayload } from "graphql-ws";
 import type { Extra } from "graphql-ws/use/ws";
-import { GraphQLError, type ExecutionArgs, type GraphQLSchema } from "graphql";
+import { createSourceEventStream, execute, GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from "graphql";
+import type WebSocket from "ws";
 import type { ContextDeps } from "../graphql/context";
 import { ACCESS_CHANNEL, type NotificationListener } from "../db/notifications";
 import { contextFor, resolveViewer } from "../graphql/context";
 import type { Context } from "../graphql/context";
 import { AppError, TooManySubscriptionsError, UnauthenticatedError, unavailableError } from "../graphql/errors";
-import { endForOutage } from "../modules/live/live-stream";
+import { finishResult } from "../modules/live/live-stream";
+import { ConversationFeed } from "../modules/live/conversation-feed";
+import { FanOut, type Sink } from "../modules/live/fan-out";
 import type { Viewer } from "../modules/user/viewer";
 import { prepareOperation, transportErrorFormatter } from "./operation";
 import type { RateLimiter } from "./rate-limit";
@@ -48,6 +51,9 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
   const { config, rateLimiter, listener } = deps;
   const maxOperations = config.limits.maxSubscriptionsPerConnection;
   const formatError = transportErrorFormatter(deps.log, "graphql-ws operation failed");
+  const fanOut = new FanOut({ ...deps, schema, formatError });
+  /** Where each prepared subscription's events go (its socket and id), for the fan-out. */
+  const sinks = new WeakMap<ExecutionArgs, Sink>();
   /** Acknowledged connections, for closing those an access change concerns. */
   const open = new Set<Connection>();
 
@@ -131,6 +137,7 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
         try {
           const prepared = await prepare(ctx, payload);
           if (!("document" in prepared)) operations.delete(id);
+          else sinks.set(prepared, sinkFor(ctx.extra.socket, id));
           return prepared;
         } catch (error) {
           operations.delete(id);
@@ -139,6 +146,20 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
           if (unavailable) return [unavailable];
           // Anything else (a bug) is answered like HTTP does: hidden and logged.
           return [new GraphQLError("Internal server error", { originalError: error as Error })];
+        }
+      },
+      async subscribe(args) {
+        const source = await createSourceEventStream(args);
+        if (!(Symbol.asyncIterator in source)) return source; // refused (NOT_FOUND, BAD_USER_INPUT, ...)
+        const sink = sinks.get(args);
+        if (!(source instanceof ConversationFeed) || !sink) return executeEach(source, args);
+        try {
+          const events = await fanOut.join(source, args, sink);
+          // graphql-ws keeps these arguments until the subscription ends; its group has what it needs of the actor.
+          args.contextValue = undefined;
+          return events;
+        } catch (error) {
+          return { errors: [error instanceof GraphQLError ? error : new GraphQLError("Could not start the subscription", { originalError: error as Error })] };
         }
       },
       onComplete(ctx, id) {
@@ -150,17 +171,7 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
       // An event that failed because the database was away is not sent with a hole in it: the subscription
       // ends with SERVICE_UNAVAILABLE and the seq it has delivered through (live-stream.ts). Every other result
       // confirms the stream's position.
-      onNext: (_ctx, _id, _payload, args, result) => {
-        const context = args.contextValue as Context | undefined;
-        if (!result.errors) {
-          context?.liveStream?.confirm();
-          return result;
-        }
-        const outage = endForOutage(context, result.errors);
-        if (outage) return { errors: [formatError(outage)] };
-        context?.liveStream?.confirm();
-        return { ...result, errors: result.errors.map(formatError) };
-      },
+      onNext: (_ctx, _id, _payload, args, result) => finishResult(args.contextValue as Context | undefined, result, formatError),
       // graphql-ws builds this once per subscription; event payloads are loaded with fresh loaders per event.
       context: (ctx) => contextFor(deps, ctx.extra.viewer ?? null),
     },
@@ -176,10 +187,46 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
   });
   return {
     wsServer,
+    fanOut,
     async dispose() {
       stopAccess();
       stopRecheck();
       await cleanup.dispose();
     },
   };
+}
+
+/** The end of one subscription on a socket: graphql-ws's `next` message around a payload serialised once for many. */
+function sinkFor(socket: WebSocket, id: string): Sink {
+  const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
+  return {
+    send(payload) {
+      if (socket.readyState === socket.OPEN) socket.send(Buffer.concat([head, payload, TAIL]), { binary: false });
+    },
+    buffered: () => socket.bufferedAmount,
+  };
+}
+const TAIL = Buffer.from("}");
+
+/**
+ * A subscription that is not multiplexed (alerts, the inbox, or one run in-process): each event executed for its
+ * one subscriber, as graphql's subscribe() does. return() goes straight to the source, which ends at once even
+ * while it waits for an event (a generator would take it only at its next yield).
+ */
+function executeEach(source: AsyncIterable<unknown>, args: ExecutionArgs): AsyncIterableIterator<ExecutionResult> {
+  const events = source[Symbol.asyncIterator]();
+  const done = { done: true, value: undefined } as const;
+  const iterator: AsyncIterableIterator<ExecutionResult> = {
+    async next() {
+      const event = await events.next();
+      if (event.done) return done;
+      return { done: false, value: await execute({ ...args, rootValue: event.value }) };
+    },
+    async return() {
+      await events.return?.();
+      return done;
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
 }

@@ -12,6 +12,7 @@
  * on, which would leave a hole; it asks the handle (`LiveStream`, on the subscription's context) where the
  * client stands, sends the resume error instead, and stops the stream (see server/ws.ts).
  */
+import type { ExecutionResult, FormattedExecutionResult, GraphQLError, GraphQLFormattedError } from "graphql";
 import type { Actor } from "../actor";
 import { ServiceUnavailableError, unavailableError } from "../../graphql/errors";
 import type { Doorbell } from "./live.hub";
@@ -138,7 +139,7 @@ export function openLiveStream(ctx: Actor, start: { position: number | null } | 
  * The error a failed event result should be replaced with, if it failed because the database was away (or
  * too slow): the stream's resume error, the stream stopped. Undefined otherwise (the result is sent as it is).
  */
-export function endForOutage(ctx: Actor | undefined, errors: readonly { originalError?: unknown }[]): ServiceUnavailableError | undefined {
+function endForOutage(ctx: Actor | undefined, errors: readonly GraphQLError[]): ServiceUnavailableError | undefined {
   const stream = ctx?.liveStream;
   if (!stream) return undefined;
   for (const error of errors) {
@@ -149,4 +150,24 @@ export function endForOutage(ctx: Actor | undefined, errors: readonly { original
     }
   }
   return undefined;
+}
+
+/**
+ * A subscription's event result as it is sent, by every transport: its errors formatted, and the stream's
+ * position confirmed. An event that failed because the database was away is not sent with a hole in it: the
+ * stream stops and the result is its resume error instead.
+ */
+export function finishResult(
+  ctx: Actor | undefined,
+  result: ExecutionResult,
+  format: (error: GraphQLError) => GraphQLFormattedError,
+): FormattedExecutionResult {
+  if (!result.errors) {
+    ctx?.liveStream?.confirm();
+    return result as FormattedExecutionResult;
+  }
+  const outage = endForOutage(ctx, result.errors);
+  if (outage) return { errors: [format(outage)] };
+  ctx?.liveStream?.confirm();
+  return { ...result, errors: result.errors.map(format) };
 }

@@ -2,7 +2,7 @@ import { Arg, Int, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
 import { Message } from "../message/message.model";
-import { subscribeMessageAdded } from "./message-stream";
+import { subscribeMessageAdded } from "./conversation-feed";
 import { eventOrThrow, type StreamError } from "./live-stream";
 import { ConversationChange, subscribeConversationsChanged } from "./inbox-stream";
 import { ConversationEvent, subscribeConversationEvents, type ConversationEventValue } from "./conversation-events";
