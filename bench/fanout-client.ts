@@ -52,9 +52,7 @@ export type Command =
    */
   | { type: "drain"; expected: number[]; stallMs: number }
   /** The phase's figures (sent apart from "drain", so that the coordinator reads CPU before we build them). */
-  | { type: "report" }
-  /** Closes every socket and exits. */
-  | { type: "close" };
+  | { type: "report" };
 
 export interface ConnectReply {
   seconds: number;
@@ -87,10 +85,12 @@ export interface Replies {
   start: Record<string, never>;
   drain: DrainReply;
   report: PhaseReport;
-  close: Record<string, never>;
 }
 
-/** From this process to the coordinator: a reply, or a failure no command asked about (a socket closed). */
+/**
+ * From this process to the coordinator: a reply (id 0 once at start: ready for commands), or a failure no
+ * command asked about (a socket closed). The coordinator ends this process by closing the channel.
+ */
 export type ClientMessage = { id: number; result: unknown } | { id: number; error: string } | { type: "fatal"; message: string };
 
 /** Latencies kept per phase; 200,000 × 8 bytes, and plenty for a p99. */
@@ -98,10 +98,8 @@ const MAX_SAMPLES = 200_000;
 /** graphql-transport-ws: the id of each socket's one subscription. */
 const OPERATION_ID = "1";
 
-let sockets: WebSocket[] = [];
-let closing = false;
 /** Per subscriber: its conversation index, its last seq, and the seq it is waited for to reach. */
-let conversationOf = new Int32Array(0);
+let conversationOf: Int32Array = new Int32Array(0);
 let lastSeq = new Int32Array(0);
 let target = new Int32Array(0);
 /** Subscribers below their target; `onReached` runs when it drops to 0. */
@@ -126,7 +124,7 @@ function send(message: ClientMessage): void {
 let failed = false;
 /** Reported once; the coordinator then stops the run and this process. */
 function fatal(message: string): void {
-  if (failed || closing) return;
+  if (failed) return;
   failed = true;
   send({ type: "fatal", message });
 }
@@ -206,7 +204,7 @@ function whenReached(stallMs: number): Promise<boolean> {
   });
 }
 
-function openSocket(subscriber: number, command: Extract<Command, { type: "connect" }>): WebSocket {
+function openSocket(subscriber: number, command: Extract<Command, { type: "connect" }>): void {
   const conversation = command.subscriberConversation[subscriber];
   const init = JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${command.tokens[command.subscriberToken[subscriber]]}` } });
   const subscribe = JSON.stringify({
@@ -221,7 +219,6 @@ function openSocket(subscriber: number, command: Extract<Command, { type: "conne
   socket.on("unexpected-response", (_request, response) => fatal(`subscriber ${subscriber}: HTTP ${response.statusCode} on upgrade`));
   socket.on("error", (error) => fatal(`subscriber ${subscriber}: ${error.message}`));
   socket.on("close", (code, reason) => fatal(`subscriber ${subscriber}: socket closed (${code} ${reason.toString()})`));
-  return socket;
 }
 
 async function connect(command: Extract<Command, { type: "connect" }>): Promise<ConnectReply> {
@@ -231,14 +228,13 @@ async function connect(command: Extract<Command, { type: "connect" }>): Promise<
   lastSeq = new Int32Array(n);
   target = new Int32Array(n);
   for (let s = 0; s < n; s += 1) lastSeq[s] = command.afterSeq[conversationOf[s]];
-  sockets = new Array<WebSocket>(n);
   // A batch is live once each of its subscribers has its first message: only then is the next one opened.
   for (let start = 0; start < n; start += command.batch) {
     const end = Math.min(n, start + command.batch);
     pending = end - start;
     for (let s = start; s < end; s += 1) {
       target[s] = lastSeq[s] + 1;
-      sockets[s] = openSocket(s, command);
+      openSocket(s, command);
     }
     if (!(await whenReached(command.stallMs))) throw new Error(`${pending} of subscribers ${start}..${end - 1} got no first message within ${command.stallMs} ms`);
     if (failed) throw new Error("a subscriber failed while connecting");
@@ -270,13 +266,6 @@ function report(): PhaseReport {
   return { deliveries, repeats, skips, samples: samples.slice(0, Math.min(seen, MAX_SAMPLES)), maxMs, lastReceiptMs };
 }
 
-function close(): Record<string, never> {
-  closing = true;
-  for (const socket of sockets) socket?.terminate();
-  setImmediate(() => process.exit(0));
-  return {};
-}
-
 async function handle(command: Command): Promise<unknown> {
   switch (command.type) {
     case "clock":
@@ -289,8 +278,6 @@ async function handle(command: Command): Promise<unknown> {
       return drain(command);
     case "report":
       return report();
-    case "close":
-      return close();
   }
 }
 
@@ -301,5 +288,6 @@ process.on("message", (message: Command & { id: number }) => {
     (error: unknown) => send({ id: message.id, error: error instanceof Error ? error.message : String(error) }),
   );
 });
-// The coordinator gone (crashed, killed): nothing left to report to.
-process.on("disconnect", () => process.exit(1));
+// The coordinator closes the channel when it is done (or is gone): exit, not killed, so that --cpu-prof writes its file.
+process.on("disconnect", () => process.exit(0));
+send({ id: 0, result: {} });

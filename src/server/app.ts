@@ -30,6 +30,7 @@ import { createApollo } from "./apollo";
 import { createHttpHandler } from "./http";
 import { createRateLimiter, type RateLimiter } from "./rate-limit";
 import { attachWebSocketServer } from "./ws";
+import type { FanOut } from "../modules/live/fan-out";
 
 export interface RunningServer {
   url: string;
@@ -41,6 +42,8 @@ export interface RunningServer {
   log: Logger;
   /** Live event streams of this process. */
   live: LiveHub;
+  /** The groups its websocket subscribers are served in. */
+  fanOut: FanOut;
   /** Transcript exports of this process and their storage. */
   transcripts: TranscriptJobs;
   /** The request budgets; in-process transports (the Discord adapter) count against them too. */
@@ -116,6 +119,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       db,
       log,
       live,
+      fanOut: ws.fanOut,
       transcripts,
       rateLimiter,
       dispose: () =>

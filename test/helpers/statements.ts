@@ -14,11 +14,17 @@ export interface StatementCounter {
   run<T = Record<string, any>>(query: string, variables: Record<string, unknown>, token: string): Promise<{ data: T; statements: string[] }>;
   /** Runs `work` in-process and returns the statements it issued (requests it sends count for themselves). */
   during(work: () => Promise<void>): Promise<string[]>;
+  /**
+   * Runs `work` and returns the statements the server issued meanwhile outside any request or `during` (what
+   * notifications set off: live delivery; also the background sweeps, which a caller filters out by their text).
+   */
+  background(work: () => Promise<void>): Promise<string[]>;
 }
 
 export function countStatements(app: TestApp): StatementCounter {
   const current = new AsyncLocalStorage<string[]>();
-  app.database.db.knex.on("query", (query: { sql: string }) => current.getStore()?.push(query.sql));
+  let outside: string[] | undefined;
+  app.database.db.knex.on("query", (query: { sql: string }) => (current.getStore() ?? outside)?.push(query.sql));
 
   const byRequest = new Map<string, string[]>();
   const server = app.server.httpServer;
@@ -49,6 +55,16 @@ export function countStatements(app: TestApp): StatementCounter {
       const statements: string[] = [];
       await current.run(statements, work);
       return [...statements];
+    },
+    async background(work) {
+      const statements: string[] = (outside = []);
+      try {
+        // The work's own statements (in this test process) are its, not the server's background.
+        await current.run([], work);
+      } finally {
+        outside = undefined;
+      }
+      return statements;
     },
   };
 }
