@@ -10,6 +10,7 @@ import { User } from "../../src/modules/user/user.model";
 import { createApiKey } from "../../src/modules/api-key/api-key.service";
 import { createTestDatabase, type TestDatabase } from "../helpers/db";
 import { startServerProcess, type ServerProcess } from "../helpers/process";
+import { RawSubscription } from "../helpers/live";
 
 let database: TestDatabase;
 let a: ServerProcess;
@@ -81,4 +82,26 @@ describe("two server processes", () => {
     const stored = await database.db.knex("messages").where({ conversationId: id }).orderBy("seq").pluck("content");
     expect(received.map((message) => message.content)).toEqual(stored);
   });
+
+  it("serve 1,000 subscribers each on one conversation: all 2,000 receive every message, once and in order, whichever process wrote it", async () => {
+    const { createConversation } = await post(a, `mutation { createConversation(input: { title: "crowd" }) { id } }`, {});
+    const id = createConversation.id as string;
+    // afterSeq 0 on an empty conversation: every message is owed to every subscriber, however late it subscribed.
+    const query = `subscription($id: UUID!) { messageAdded(conversationId: $id, afterSeq: 0) { seq content } }`;
+    const subscribers: RawSubscription[] = [];
+    try {
+      // In batches, as browsers would arrive; each server multiplexes its own thousand.
+      for (let batch = 0; batch < 20; batch++) {
+        subscribers.push(...(await Promise.all(Array.from({ length: 100 }, (_, i) => RawSubscription.open((i % 2 ? a : b).url, token, query, { id })))));
+      }
+      for (let i = 1; i <= 10; i++) {
+        await post(i % 2 ? a : b, `mutation($id: UUID!, $c: String!) { addMessage(input: { conversationId: $id, content: $c }) { id } }`, { id, c: `m${i}` });
+      }
+      await Promise.all(subscribers.map((subscriber) => subscriber.until((s) => s.payloads.length >= 10, 60_000)));
+    } finally {
+      for (const subscriber of subscribers) subscriber.close();
+    }
+    const expected = Array.from({ length: 10 }, (_, i) => ({ seq: i + 1, content: `m${i + 1}` }));
+    for (const subscriber of subscribers) expect(subscriber.events.map((event) => event.data.messageAdded)).toEqual(expected);
+  }, 120_000);
 });
