@@ -4,7 +4,7 @@
  * its variables and check the query limits; and how it formats errors. Shared, so every transport answers the
  * same mistakes with the same codes and hides the same internals.
  */
-import { GraphQLError, getOperationAST, getVariableValues, parse, validate, type ExecutionArgs, type GraphQLFormattedError, type GraphQLSchema } from "graphql";
+import { GraphQLError, getOperationAST, getVariableValues, parse, validate, type DocumentNode, type ExecutionArgs, type GraphQLFormattedError, type GraphQLSchema } from "graphql";
 import type { Logger } from "pino";
 import type { Config } from "../config";
 import { ErrorCode, makeFormatError } from "../graphql/errors";
@@ -26,15 +26,8 @@ function withCode(error: GraphQLError, code: string): GraphQLError {
  * limits it throws their AppError (QUERY_TOO_DEEP, QUERY_TOO_COMPLEX, TOO_MANY_MUTATIONS).
  */
 export function prepareOperation(schema: GraphQLSchema, config: Config, request: OperationRequest): ExecutionArgs | readonly GraphQLError[] {
-  let document;
-  try {
-    document = parse(request.query, queryParseOptions(config));
-  } catch (error) {
-    if (error instanceof GraphQLError) return [withCode(error, "GRAPHQL_PARSE_FAILED")]; // syntax errors, too many tokens
-    throw error;
-  }
-  const errors = validate(schema, document);
-  if (errors.length) return errors.map((error) => withCode(error, "GRAPHQL_VALIDATION_FAILED"));
+  const document = validDocument(schema, config, request.query);
+  if (Array.isArray(document)) return document;
   const operation = getOperationAST(document, request.operationName);
   if (!operation) return [new GraphQLError("Could not determine which operation to run", { extensions: { code: "OPERATION_RESOLUTION_FAILURE" } })];
   // Checked here rather than left to execute(), which would report them without a code.
@@ -42,6 +35,39 @@ export function prepareOperation(schema: GraphQLSchema, config: Config, request:
   if (coerced.errors) return coerced.errors.map((error) => withCode(error, ErrorCode.BAD_USER_INPUT));
   checkQueryLimits({ schema, document, operation, variables: request.variables }, config);
   return { schema, document, operationName: request.operationName, variableValues: request.variables };
+}
+
+/** Valid documents remembered per schema (most recently used last). */
+const documents = new WeakMap<GraphQLSchema, Map<string, DocumentNode>>();
+const DOCUMENT_CACHE_SIZE = 1000;
+
+/**
+ * The query parsed and validated, or its errors. Valid documents are remembered by their text: a thousand
+ * browser tabs sending the same subscription then hold one document between them, not a thousand, and are
+ * not parsed and validated a thousand times.
+ */
+function validDocument(schema: GraphQLSchema, config: Config, query: string): DocumentNode | GraphQLError[] {
+  let known = documents.get(schema);
+  if (!known) documents.set(schema, (known = new Map()));
+  const key = `${config.limits.maxQueryTokens}\n${query}`;
+  const cached = known.get(key);
+  if (cached) {
+    known.delete(key); // re-inserted below: Map order is the LRU order
+    known.set(key, cached);
+    return cached;
+  }
+  let document;
+  try {
+    document = parse(query, queryParseOptions(config));
+  } catch (error) {
+    if (error instanceof GraphQLError) return [withCode(error, "GRAPHQL_PARSE_FAILED")]; // syntax errors, too many tokens
+    throw error;
+  }
+  const errors = validate(schema, document);
+  if (errors.length) return errors.map((error) => withCode(error, "GRAPHQL_VALIDATION_FAILED"));
+  if (known.size >= DOCUMENT_CACHE_SIZE) known.delete(known.keys().next().value!);
+  known.set(key, document);
+  return document;
 }
 
 /**
