@@ -97,6 +97,8 @@ class Group {
   readonly members = new Set<Member>();
   /** Up to date and asleep until the conversation's next event: another group may hand its members over. */
   parked = false;
+  /** Ending: no member may join it any more. */
+  private stopped = false;
   private stream: AsyncIterableIterator<unknown> | undefined;
 
   constructor(
@@ -124,6 +126,9 @@ class Group {
   }
 
   stop(): void {
+    this.stopped = true;
+    this.parked = false;
+    this.fanOut.forget(this);
     void this.stream?.return?.();
   }
 
@@ -202,6 +207,7 @@ class Group {
 
   /** Up to date: joins a twin parked at the same place, if there is one (this group then ends). */
   private idle(): boolean {
+    if (this.stopped) return true;
     const twin = this.fanOut.twinOf(this);
     if (!twin) {
       this.parked = true;
@@ -209,6 +215,7 @@ class Group {
     }
     for (const member of this.members) twin.add(member);
     this.members.clear();
+    this.stop();
     return true;
   }
 }
