@@ -6,7 +6,7 @@
  */
 import { Role } from "../../src/modules/user/role.enum";
 import { createTestApp, type TestApp, type TestUser } from "../helpers/server";
-import { RawSubscription } from "../helpers/live";
+import { CONVERSATION_EVENTS, RawSubscription } from "../helpers/live";
 import { countStatements, type StatementCounter } from "../helpers/statements";
 
 let app: TestApp;
@@ -116,6 +116,48 @@ describe("subscribers with the same subscription", () => {
       expect(subscription.events.map((event) => event.data.messageAdded.content)).toEqual(["1", "2", "3", "4"].slice(after)),
     );
     for (const subscription of subscriptions) subscription.close();
+    await settled(app, 0, 0);
+  });
+});
+
+describe("conversationEvents", () => {
+  it("serves a streamed reply to one group: a tab joining mid-stream catches up with the text so far, then shares every delta", async () => {
+    const id = await conversationOf(alice);
+    const worker = await app.makeUser(Role.SERVICE, "streamer");
+    await app.grant(worker, { conversationId: id });
+    const { startMessage } = await app.ok(`mutation($c: UUID!) { startMessage(input: { conversationId: $c }) { id } }`, { c: id }, worker.token);
+    const append = (index: number, text: string) =>
+      app.ok(`mutation($m: UUID!, $i: Int!, $t: String!) { appendMessageChunk(messageId: $m, index: $i, text: $t) { index } }`, { m: startMessage.id, i: index, t: text }, worker.token);
+
+    const tabs = await Promise.all(Array.from({ length: 3 }, () => subscribe(app, alice.token, id, CONVERSATION_EVENTS)));
+    await Promise.all(tabs.map((tab) => tab.until(received(1)))); // the reply as it is: no chunk yet
+    await append(0, "Once ");
+    await append(1, "upon ");
+    await Promise.all(tabs.map((tab) => tab.until(received(3))));
+    await settled(app, 1, 3);
+
+    const late = await subscribe(app, alice.token, id, CONVERSATION_EVENTS);
+    await late.until(received(1));
+    expect(late.events[0].data.conversationEvents).toEqual({
+      __typename: "MessageAddedEvent",
+      message: { id: startMessage.id, seq: 1, status: "STREAMING", content: "Once upon ", chunkCount: 2 },
+    });
+    await settled(app, 1, 4); // it has sent the same chunks as the others: it joins them
+
+    await append(2, "a time");
+    await app.ok(`mutation($m: UUID!) { completeMessage(messageId: $m) { id } }`, { m: startMessage.id }, worker.token);
+    await Promise.all([...tabs, late].map((tab) => tab.until(received(tab === late ? 3 : 5))));
+    for (const tab of tabs) expect(tab.payloads).toEqual(tabs[0].payloads);
+    expect(late.payloads.slice(1)).toEqual(tabs[0].payloads.slice(3));
+    expect(tabs[0].events.map((event) => event.data.conversationEvents.__typename)).toEqual([
+      "MessageAddedEvent",
+      "MessageDeltaEvent",
+      "MessageDeltaEvent",
+      "MessageDeltaEvent",
+      "MessageUpdatedEvent",
+    ]);
+    expect(tabs[0].events[4].data.conversationEvents.message.content).toBe("Once upon a time");
+    for (const tab of [...tabs, late]) tab.close();
     await settled(app, 0, 0);
   });
 });
