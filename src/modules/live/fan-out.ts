@@ -19,7 +19,7 @@
  */
 import { execute, type DocumentNode, type ExecutionArgs, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from "graphql";
 import { actorFor, renewLoaders, type Actor, type ActorDeps } from "../actor";
-import { AppError } from "../../graphql/errors";
+import { AppError, unavailableError } from "../../graphql/errors";
 import { getConversation } from "../conversation/conversation.service";
 import { viewerOf, type Viewer } from "../user/viewer";
 import { audienceOf, keyVariables, shapeOf, type Shape } from "./audience";
@@ -183,7 +183,7 @@ class Group {
       try {
         await getConversation(ctx, this.request.conversationId);
       } catch (error) {
-        if (!(error instanceof AppError)) throw error; // the database away: the stream retries
+        if (!(error instanceof AppError) || unavailableError(error)) throw error; // the database away: the stream retries
         await this.endWith(members, error);
         continue;
       }
