@@ -85,6 +85,9 @@ export interface Config {
   /** Origins allowed to call the API from a browser (CORS). Empty: same-origin only; ["*"]: any. */
   corsOrigins: string[];
 
+  /** Prometheus metrics on GET /metrics (server/metrics.ts). */
+  metrics: MetricsConfig;
+
   /** Abuse limits (requests per window, query shape, websockets). */
   limits: LimitsConfig;
 
@@ -264,6 +267,25 @@ function int(env: Env, name: string, fallback: number, min = 0): number {
     throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
   }
   return value;
+}
+
+export interface MetricsConfig {
+  /** METRICS_ENABLED (default false). */
+  enabled: boolean;
+  /** METRICS_PORT: /metrics on a listener of its own (on HOST) instead of the API's port; 0: a free port. */
+  port: number | undefined;
+  /** METRICS_TOKEN: scrapes must send `Authorization: Bearer <token>`. */
+  token: string | undefined;
+}
+
+function metricsConfig(env: Env): MetricsConfig {
+  const enabled = bool(env, "METRICS_ENABLED", false);
+  const port = env.METRICS_PORT ? int(env, "METRICS_PORT", 0) : undefined;
+  if (port !== undefined && port > 65535) throw new ConfigError(`METRICS_PORT must be a port number, got "${env.METRICS_PORT}"`);
+  const token = env.METRICS_TOKEN || undefined;
+  if (token !== undefined && token.length < 16) throw new ConfigError("METRICS_TOKEN must be at least 16 characters");
+  if (!enabled && (port !== undefined || token !== undefined)) throw new ConfigError("METRICS_PORT and METRICS_TOKEN need METRICS_ENABLED=true");
+  return { enabled, port, token };
 }
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
@@ -473,6 +495,7 @@ export function loadConfig(env: Env = process.env): Config {
     liveMaxBufferedBytes: int(env, "LIVE_MAX_BUFFERED_BYTES", 1024 * 1024, 1024),
     jwt: jwtConfig(env),
     corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
+    metrics: metricsConfig(env),
     limits: {
       rateLimitEnabled: bool(env, "RATE_LIMIT_ENABLED", true),
       rateLimitWindowSeconds: int(env, "RATE_LIMIT_WINDOW_SECONDS", 60, 1),

@@ -31,6 +31,7 @@ import { createHttpHandler } from "./http";
 import { createRateLimiter, type RateLimiter } from "./rate-limit";
 import { attachWebSocketServer } from "./ws";
 import type { FanOut } from "../modules/live/fan-out";
+import { Metrics, poolState, startMetricsServer } from "./metrics";
 
 export interface RunningServer {
   url: string;
@@ -44,6 +45,8 @@ export interface RunningServer {
   live: LiveHub;
   /** The groups its websocket subscribers are served in. */
   fanOut: FanOut;
+  /** Where /metrics is served when METRICS_PORT gives it a listener of its own. */
+  metricsUrl: string | undefined;
   /** Transcript exports of this process and their storage. */
   transcripts: TranscriptJobs;
   /** The request budgets; in-process transports (the Discord adapter) count against them too. */
@@ -60,7 +63,23 @@ export interface StartOptions {
 
 export async function startServer({ config, db: givenDb, log = createLogger(config) }: StartOptions): Promise<RunningServer> {
   const db = givenDb ?? createDatabase(config);
-  const rateLimiter = createRateLimiter(config, db, log);
+  // Its sources are read at scrape time, by when everything they name has started.
+  let live: LiveHub | undefined;
+  let ws: ReturnType<typeof attachWebSocketServer> | undefined;
+  const metrics = config.metrics.enabled
+    ? new Metrics({
+        pool: () => poolState(db.knex),
+        live: () => ({
+          streams: live?.size ?? 0,
+          groups: ws?.fanOut.size.groups ?? 0,
+          subscribers: ws?.fanOut.size.members ?? 0,
+          connections: ws?.wsServer.clients.size ?? 0,
+        }),
+      })
+    : undefined;
+  metrics?.countStatements(db.knex);
+  const rateLimiter = createRateLimiter(config, db, log, metrics && (() => metrics.rateLimited()));
+  let metricsServer: http.Server | undefined;
   let listener: NotificationListener | undefined;
   let transcripts: TranscriptJobs | undefined;
   let webhook: AlertWebhook | undefined;
@@ -73,19 +92,22 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     const schema = await createSchema();
     const httpServer = http.createServer();
     listener = await createNotificationListener(db, config.databaseUrl, log);
-    const live = new LiveHub(listener);
+    const hub = (live = new LiveHub(listener));
     // Replies whose worker died stay STREAMING until this fails them; an outage does not count against them.
     const sweeper = new StaleStreamSweeper(db.knex, config, log);
+    sweeper.observe = metrics?.job;
     sweeper.start();
     listener.onReconnect(() => sweeper.databaseBack());
     // Expired answers are never served; this only keeps query_cache from growing with them.
     const answerSweeper = new AnswerCacheSweeper(db.knex, log);
+    answerSweeper.observe = metrics?.job;
     answerSweeper.start();
     const apiKeyCache = new ApiKeyCache(config.authCacheSeconds * 1000);
     // Emptied on every access change anywhere, and after the LISTEN connection was lost (changes may have gone unheard).
     listener.on(ACCESS_CHANNEL, () => apiKeyCache.clear());
     listener.onReconnect(() => apiKeyCache.clear());
     transcripts = new TranscriptJobs(db.maintenance, config, log);
+    transcripts.observe = metrics?.job;
     transcripts.start();
     if (config.alertWebhook) {
       // Woken by every alert announced anywhere, and after the LISTEN connection was lost (alerts may have gone unheard).
@@ -94,11 +116,12 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       listener.onReconnect(() => started.wake());
       started.start();
     }
-    const deps = { config, db, log, rateLimiter, listener, live, apiKeyCache, transcripts };
-    const ws = attachWebSocketServer(httpServer, schema, deps);
+    const deps = { config, db, log, rateLimiter, listener, live: hub, apiKeyCache, transcripts, metrics };
+    const socketServer = (ws = attachWebSocketServer(httpServer, schema, deps));
     const apollo = createApollo(schema, config, [
+      ...(metrics ? [metrics.apolloPlugin()] : []),
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceSeconds * 1000 }),
-      { async serverWillStart() { return { drainServer: () => ws.dispose() }; } },
+      { async serverWillStart() { return { drainServer: () => socketServer.dispose() }; } },
     ]);
     await apollo.start();
     httpServer.on("request", createHttpHandler({ ...deps, apollo }));
@@ -106,6 +129,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       httpServer.once("error", reject);
       httpServer.listen(config.port, config.host, () => resolve());
     });
+    if (metrics && config.metrics.port !== undefined) metricsServer = await startMetricsServer(metrics, config);
     const { port } = httpServer.address() as AddressInfo;
     const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
     const url = `http://${host}:${port}`;
@@ -118,8 +142,9 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
       apollo,
       db,
       log,
-      live,
-      fanOut: ws.fanOut,
+      live: hub,
+      fanOut: socketServer.fanOut,
+      metricsUrl: metricsServer && `http://${host}:${(metricsServer.address() as AddressInfo).port}/metrics`,
       transcripts,
       rateLimiter,
       dispose: () =>
@@ -130,13 +155,15 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
           await flushKeyUsage(db.knex); // after the last request, before the pool closes
           await transcripts!.dispose();
           await webhook?.dispose();
-          live.dispose();
+          hub.dispose();
           await listener!.dispose();
+          await closeServer(metricsServer);
           rateLimiter.dispose();
           if (!givenDb) await db.close();
         })()),
     };
   } catch (error) {
+    await closeServer(metricsServer);
     await webhook?.dispose();
     await transcripts?.dispose();
     await listener?.dispose();
@@ -144,4 +171,8 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     if (!givenDb) await db.close();
     throw error;
   }
+}
+
+function closeServer(server: http.Server | undefined): Promise<void> {
+  return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
 }

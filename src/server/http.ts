@@ -1,5 +1,5 @@
 /**
- * The node http server: /graphql (Apollo, plus graphql-ws on the same path), /healthz and /readyz.
+ * The node http server: /graphql (Apollo, plus graphql-ws on the same path), /healthz, /readyz and /metrics.
  * A plain http handler instead of express keeps per-request overhead low and the body limit exact.
  */
 import http from "node:http";
@@ -12,6 +12,7 @@ import { AppError, ErrorCode, unavailableError } from "../graphql/errors";
 import { applyCors } from "./cors";
 import { ARTIFACT_CONTENT_PATH, ARTIFACT_DOWNLOAD_PATH, DOWNLOAD_PATH, serveArtifactDownload, serveArtifactUpload, serveTranscript } from "./download";
 import type { RateLimiter } from "./rate-limit";
+import type { Metrics } from "./metrics";
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -84,6 +85,8 @@ function fileRoute(pathname: string) {
 export interface HttpHandlerDeps extends ContextDeps {
   apollo: ApolloServer<Context>;
   rateLimiter: RateLimiter;
+  /** Present with METRICS_ENABLED; /metrics is served here unless METRICS_PORT gives it a listener of its own. */
+  metrics?: Metrics;
 }
 
 /**
@@ -107,7 +110,8 @@ export async function requestContext(deps: HttpHandlerDeps, req: http.IncomingMe
 }
 
 export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
-  const { apollo, config, db, log } = deps;
+  const { apollo, config, db, log, metrics } = deps;
+  const metricsHere = metrics && config.metrics.port === undefined ? metrics : undefined;
   return async (req, res) => {
     const started = process.hrtime.bigint();
     const header = req.headers["x-request-id"];
@@ -120,6 +124,7 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
     });
     try {
       if (url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+      if (url.pathname === "/metrics" && metricsHere) return await metricsHere.serve(req, res, config.metrics.token);
       if (url.pathname === "/readyz") {
         const ready = await db.isReady();
         return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "unavailable" });
@@ -142,10 +147,12 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
       for (const [name, value] of Object.entries(req.headers)) {
         if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
       }
-      const response = await apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
-        context: () => requestContext(deps, req, requestId),
-      });
+      const run = () =>
+        apollo.executeHTTPGraphQLRequest({
+          httpGraphQLRequest: { method: req.method!, headers, search: url.search, body },
+          context: () => requestContext(deps, req, requestId),
+        });
+      const response = await (metrics ? metrics.request(run) : run());
       for (const [name, value] of response.headers) res.setHeader(name, value);
       res.statusCode = response.status ?? 200;
       if (response.body.kind === "complete") {

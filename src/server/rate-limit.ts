@@ -44,7 +44,8 @@ interface Demand {
 /** The rows after counting: key → points used in the window, and when the window ends (epoch ms). */
 type Totals = Map<string, { points: number; expire: number }>;
 
-export function createRateLimiter(config: Config, db: Database, log: Logger): RateLimiter {
+/** `refused`: told of every request refused (metrics). */
+export function createRateLimiter(config: Config, db: Database, log: Logger, refused?: () => void): RateLimiter {
   const limits = config.limits;
   // Disabled: nothing touches the table.
   if (!limits.rateLimitEnabled) {
@@ -98,7 +99,12 @@ export function createRateLimiter(config: Config, db: Database, log: Logger): Ra
       const nth = (seen.get(demand.key) ?? 0) + 1;
       seen.set(demand.key, nth);
       const used = points - increments.get(demand.key)! + nth;
-      demand.settle(used > demand.limit ? new RateLimitedError(Math.max(1, Math.ceil((expire - now) / 1000))) : undefined);
+      if (used <= demand.limit) {
+        demand.settle();
+        continue;
+      }
+      refused?.();
+      demand.settle(new RateLimitedError(Math.max(1, Math.ceil((expire - now) / 1000))));
     }
   }
 

@@ -11,7 +11,7 @@ import { WebSocketServer } from "ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Context as WsContext, SubscribePayload } from "graphql-ws";
 import type { Extra } from "graphql-ws/use/ws";
-import { createSourceEventStream, execute, GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from "graphql";
+import { createSourceEventStream, execute, getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type WebSocket from "ws";
 import type { ContextDeps } from "../graphql/context";
 import { ACCESS_CHANNEL, type NotificationListener } from "../db/notifications";
@@ -21,6 +21,7 @@ import { AppError, TooManySubscriptionsError, UnauthenticatedError, unavailableE
 import { finishResult } from "../modules/live/live-stream";
 import { ConversationFeed } from "../modules/live/conversation-feed";
 import { FanOut, type Sink } from "../modules/live/fan-out";
+import type { Metrics } from "./metrics";
 import type { Viewer } from "../modules/user/viewer";
 import { prepareOperation, transportErrorFormatter } from "./operation";
 import type { RateLimiter } from "./rate-limit";
@@ -47,13 +48,15 @@ const TRY_AGAIN_LATER = 1013;
 export interface WebSocketDeps extends ContextDeps {
   rateLimiter: RateLimiter;
   listener: NotificationListener;
+  metrics?: Metrics;
 }
 
 export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSchema, deps: WebSocketDeps) {
   const { config, rateLimiter, listener } = deps;
   const maxOperations = config.limits.maxSubscriptionsPerConnection;
   const formatError = transportErrorFormatter(deps.log, "graphql-ws operation failed");
-  const fanOut = new FanOut({ ...deps, schema, formatError });
+  const { metrics } = deps;
+  const fanOut = new FanOut({ ...deps, schema, formatError, delivered: metrics && ((lag) => metrics.delivered(lag)) });
   /** Where each prepared subscription's events go (its socket and id), for the fan-out. */
   const sinks = new WeakMap<ExecutionArgs, Sink>();
   /** Acknowledged connections, for closing those an access change concerns. */
@@ -172,7 +175,17 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
       },
       // Every error goes through the formatter HTTP uses: known codes pass, database errors are mapped, and
       // anything else (a driver message with SQL in it, say) becomes INTERNAL_SERVER_ERROR, logged here.
-      onError: (_ctx, _id, _payload, errors) => errors.map(formatError),
+      onError: (_ctx, _id, payload, errors) => {
+        const formatted = errors.map(formatError);
+        metrics?.operation("websocket", undefined, payload.operationName, formatted); // refused before it ran
+        return formatted;
+      },
+      onOperation(_ctx, _id, payload, args, result) {
+        if (!metrics) return;
+        const errors = Symbol.asyncIterator in result ? undefined : (result as ExecutionResult).errors;
+        const operation = getOperationAST(args.document, args.operationName);
+        metrics.operation("websocket", operation?.operation, payload.operationName ?? operation?.name?.value, errors);
+      },
       // An event that failed because the database was away is not sent with a hole in it: the subscription
       // ends with SERVICE_UNAVAILABLE and the seq it has delivered through (live-stream.ts). Every other result
       // confirms the stream's position.

@@ -4,6 +4,7 @@
  * small; a sweep that fails (the database away) is logged and tried again at the next interval.
  */
 import type { Knex } from "knex";
+import type { JobObserver, JobOutcome } from "../jobs";
 import type { Logger } from "pino";
 import { deleteExpiredAnswers } from "./answer-cache.service";
 
@@ -42,8 +43,13 @@ export class AnswerCacheSweeper {
     return (this.running ??= this.run().finally(() => (this.running = undefined)));
   }
 
+  /** Told of every sweep (metrics). */
+  observe: JobObserver | undefined;
+
   private async run(): Promise<number> {
+    const started = performance.now();
     let total = 0;
+    let outcome: JobOutcome = "ok";
     try {
       while (!this.disposed) {
         const deleted = await deleteExpiredAnswers(this.knex, this.batchSize);
@@ -51,8 +57,10 @@ export class AnswerCacheSweeper {
         if (deleted < this.batchSize) break;
       }
     } catch (error) {
+      outcome = "failed";
       this.log.warn({ err: error }, "answer cache sweep failed");
     }
+    this.observe?.("answer-cache-sweep", outcome, (performance.now() - started) / 1000);
     return total;
   }
 

@@ -38,6 +38,8 @@ export interface Sink {
 export interface FanOutDeps extends ActorDeps {
   schema: GraphQLSchema;
   formatError(error: GraphQLError): GraphQLFormattedError;
+  /** Told, once per group woken by a notification, how long after it the group's first bytes went out (metrics). */
+  delivered?(lagSeconds: number): void;
 }
 
 /** How often a member that fell behind looks whether its connection has drained. */
@@ -100,6 +102,8 @@ class Group {
   /** Ending: no member may join it any more. */
   private stopped = false;
   private stream: AsyncIterableIterator<unknown> | undefined;
+  /** When the notification that woke this group was heard; cleared once the lag is told. */
+  private heard: number | undefined;
 
   constructor(
     private readonly fanOut: FanOut,
@@ -162,6 +166,10 @@ class Group {
     const result = await execute({ schema, document, operationName, variableValues, rootValue: event, contextValue: this.actor });
     const payload = Buffer.from(JSON.stringify(finishResult(this.actor, result, formatError)));
     for (const member of to) if (member.group === this) member.sink.send(payload);
+    if (this.heard !== undefined) {
+      this.fanOut.deps.delivered?.((performance.now() - this.heard) / 1000);
+      this.heard = undefined;
+    }
   }
 
   /** Ends `members` with `error`, as their own stream would have ended. */
@@ -195,6 +203,8 @@ class Group {
 
   /** Members whose connection is backed up leave with a copy of the group's place; one alone waits for it. */
   private async beforeRead(): Promise<void> {
+    // Woken from parked: by a notification (a read after catching up or a recheck has none to time).
+    if (this.parked) this.heard = this.actor.live?.heardAt(this.request.conversationId);
     this.parked = false;
     const limit = this.fanOut.deps.config.liveMaxBufferedBytes;
     if (this.members.size > 1) {

@@ -129,6 +129,8 @@ export class LiveHub {
   private readonly watchers = new Map<string, Set<Doorbell>>();
   /** Per watched conversation: reads (by key) made since its last event, each a promise of its rows. */
   private readonly reads = new Map<string, Map<string, Promise<unknown>>>();
+  /** Per watched conversation: when its last event was heard (performance.now()), for the delivery-lag metric. */
+  private readonly heard = new Map<string, number>();
   private readonly inboxes = new Map<string, Set<InboxBell>>();
   /** Alert streams by the user whose alerts they show; ALL_ALERTS: admins', which show every alert. */
   private readonly alerts = new Map<string | typeof ALL_ALERTS, Set<AlertBell>>();
@@ -145,6 +147,7 @@ export class LiveHub {
         }
         if (typeof c !== "string") return;
         this.reads.delete(c); // before ringing: every stream woken by this event reads afresh
+        if (this.watchers.has(c)) this.heard.set(c, performance.now());
         for (const bell of this.watchers.get(c) ?? []) bell.ring(t === "deleted");
         if (typeof o === "string") for (const bell of this.inboxes.get(o) ?? []) bell.note(c, t === "deleted");
       }),
@@ -164,7 +167,10 @@ export class LiveHub {
     const leave = join(this.watchers, conversationId, bell);
     return () => {
       leave();
-      if (!this.watchers.has(conversationId)) this.reads.delete(conversationId);
+      if (!this.watchers.has(conversationId)) {
+        this.reads.delete(conversationId);
+        this.heard.delete(conversationId);
+      }
     };
   }
 
@@ -185,6 +191,11 @@ export class LiveHub {
       if (reads.get(key) === promise) reads.delete(key); // a failed read is not handed to anyone else
     });
     return promise;
+  }
+
+  /** When the conversation's last event was heard (performance.now()), while it is watched. */
+  heardAt(conversationId: string): number | undefined {
+    return this.heard.get(conversationId);
   }
 
   /** Tells `bell` of every change to the conversations `ownerId` owns until the returned function is called. */
@@ -220,6 +231,7 @@ export class LiveHub {
     for (const bell of this.bells()) bell.close();
     this.watchers.clear();
     this.reads.clear();
+    this.heard.clear();
     this.inboxes.clear();
     this.alerts.clear();
   }

@@ -8,6 +8,7 @@
  * working database to go on.
  */
 import type { Knex } from "knex";
+import type { JobObserver } from "../jobs";
 import type { Logger } from "pino";
 import type { Config } from "../../config";
 import { unavailableError } from "../../graphql/errors";
@@ -38,18 +39,25 @@ export class StaleStreamSweeper {
     this.quietUntil = Date.now() + this.config.streamTimeoutSeconds * 1000;
   }
 
+  /** Told of every sweep (metrics). */
+  observe: JobObserver | undefined;
+
   /** One sweep; returns how many streams it failed. */
   async sweep(): Promise<number> {
+    const started = performance.now();
     try {
       if (this.down) {
         await this.knex.raw("select 1"); // back? (the LISTEN connection may not have told yet)
         this.databaseBack();
       }
       if (Date.now() < this.quietUntil) return 0;
-      return await failStaleStreams(this.knex, this.config, this.config.streamTimeoutSeconds);
+      const failed = await failStaleStreams(this.knex, this.config, this.config.streamTimeoutSeconds);
+      this.observe?.("stale-stream-sweep", "ok", (performance.now() - started) / 1000);
+      return failed;
     } catch (error) {
       this.down ||= !!unavailableError(error);
       this.log.warn({ err: error }, "stale stream sweep failed");
+      this.observe?.("stale-stream-sweep", "failed", (performance.now() - started) / 1000);
       return 0;
     }
   }

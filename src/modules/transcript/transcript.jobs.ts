@@ -13,6 +13,7 @@
  * stops its runs and releases their leases (heartbeatAt null), so another server takes them at once.
  */
 import type { Knex } from "knex";
+import type { JobObserver, JobOutcome } from "../jobs";
 import type { Logger } from "pino";
 import type { Config } from "../../config";
 import { Conversation } from "../conversation/conversation.model";
@@ -88,9 +89,22 @@ export class TranscriptJobs {
     return this.config.transcripts.jobTimeoutSeconds;
   }
 
+  /** Told of every sweep and export (metrics). */
+  observe: JobObserver | undefined;
+
   /** Takes over stale exports now, then every half timeout (at most every minute). */
   start(): void {
-    const sweep = () => void (this.sweeping = this.sweep().catch((error: unknown) => this.log.warn({ err: error }, "transcript sweep failed")));
+    const sweep = () => {
+      const started = performance.now();
+      const done = (outcome: JobOutcome) => this.observe?.("transcript-sweep", outcome, (performance.now() - started) / 1000);
+      this.sweeping = this.sweep().then(
+        () => done("ok"),
+        (error: unknown) => {
+          done("failed");
+          this.log.warn({ err: error }, "transcript sweep failed");
+        },
+      );
+    };
     sweep();
     this.sweepTimer = setInterval(sweep, Math.min(60, this.timeoutSeconds / 2) * 1000);
     this.sweepTimer.unref();
@@ -135,6 +149,7 @@ export class TranscriptJobs {
   }
 
   private async execute(transcript: Transcript, stopped: AbortSignal): Promise<Transcript | undefined> {
+    const started = performance.now();
     const mine = { id: transcript.id, status: TranscriptStatus.PENDING, attempts: transcript.attempts };
     const log = this.log.child({ transcriptId: transcript.id, attempt: transcript.attempts });
     if (transcript.attempts > MAX_ATTEMPTS) {
@@ -168,6 +183,7 @@ export class TranscriptJobs {
       const ready = await this.settle(mine, { status: TranscriptStatus.READY, storageKey: key, ...result });
       if (!ready) await this.removeFiles([key]); // the row went away (or to another server) meanwhile
       else log.info({ messages: result.messageCount, bytes: result.fileSizeBytes }, "transcript ready");
+      this.observe?.("transcript-export", "ok", (performance.now() - started) / 1000);
       return ready;
     } catch (error) {
       // A rejected put stored nothing (TranscriptStorage.put); deleting anyway would only fail again, and
@@ -185,6 +201,7 @@ export class TranscriptJobs {
         return (await this.databaseBack(stopped)) ? this.execute(transcript, stopped) : undefined;
       }
       log.error({ err: error }, "transcript export failed");
+      this.observe?.("transcript-export", "failed", (performance.now() - started) / 1000);
       return this.settle(mine, { status: TranscriptStatus.FAILED, error: failureMessage(error) }).catch((settleError: unknown) => {
         log.error({ err: settleError }, "could not mark the transcript FAILED"); // the sweep retries it later
         return undefined;
