@@ -17,6 +17,11 @@ export interface Config {
   host: string;
   /** PostgreSQL connection string; unset means the embedded PGlite database. */
   databaseUrl: string | undefined;
+  /**
+   * DATABASE_LISTEN_URL: where the process's LISTEN connection goes, when DATABASE_URL names a pooler in
+   * transaction mode (PgBouncer), which cannot carry LISTEN: a direct connection to PostgreSQL. @default databaseUrl
+   */
+  databaseListenUrl: string | undefined;
   /** Size of the pg pool when databaseUrl is set. @default 10 */
   databasePoolMax: number;
   /**
@@ -465,6 +470,7 @@ function knowledgeConfig(env: Env): KnowledgeConfig {
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = oneOf(env, "NODE_ENV", ["development", "production", "test"] as const, "development");
   const databaseUrl = env.DATABASE_URL || undefined;
+  if (env.DATABASE_LISTEN_URL && !databaseUrl) throw new ConfigError("DATABASE_LISTEN_URL needs DATABASE_URL (the embedded database has no pooler to go around)");
   const pgliteRaw = env.PGLITE_DIR || "./data/pglite";
   const maxMessageLength = int(env, "MAX_MESSAGE_LENGTH", 100_000, 1);
   const config: Config = {
@@ -472,6 +478,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: int(env, "PORT", 4000),
     host: env.HOST || "0.0.0.0",
     databaseUrl,
+    databaseListenUrl: databaseUrl && (env.DATABASE_LISTEN_URL || databaseUrl),
     databasePoolMax: int(env, "DATABASE_POOL_MAX", 10, 1),
     databasePreparedStatements: bool(env, "DATABASE_PREPARED_STATEMENTS", true),
     databaseStatementTimeoutMs: int(env, "DATABASE_STATEMENT_TIMEOUT_MS", 5000),

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   };
   try {
     if (config.migrateOnStart) await db.migrate();
-    const listener = await createNotificationListener(db, config.databaseUrl, log);
+    const listener = await createNotificationListener(db, config.databaseListenUrl, log);
     const live = new LiveHub(listener);
     const rateLimiter = createRateLimiter(config, db, log);
     // /parley transcript exports through createTranscript, which needs the process's export jobs and storage.

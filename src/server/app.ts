@@ -91,7 +91,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     await prepareEmbedding(db.knex, [User, Conversation, Message]);
     const schema = await createSchema();
     const httpServer = http.createServer();
-    listener = await createNotificationListener(db, config.databaseUrl, log);
+    listener = await createNotificationListener(db, config.databaseListenUrl, log);
     const hub = (live = new LiveHub(listener));
     // Replies whose worker died stay STREAMING until this fails them; an outage does not count against them.
     const sweeper = new StaleStreamSweeper(db.knex, config, log);
