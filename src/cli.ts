@@ -13,6 +13,7 @@
  *   discord-register [--guild ID | --global]      register the /parley slash command with Discord
  *   enable-vectors                                create pgvector and the vector columns once the server has pgvector
  *   reindex-message-search                        rebuild the message search index for SEARCH_LANGUAGE, concurrently
+ *   doctor [--servers N] [--json]                 check the database (migrations, indexes, settings, keys); exit 1 on a FAIL
  *   import-guild-configs FILE.json [--dry-run] [--backup FILE]
  *                                                 guild settings (guild id → settings) into server_configs,
  *                                                 all or nothing; replaced settings are backed up first
@@ -29,6 +30,7 @@ import { isValidBatchSize, MAX_BATCH_SIZE, reencryptMessages } from "./modules/m
 import { exportToFile } from "./modules/transcript/transcript.file";
 import { TranscriptFormat } from "./modules/transcript/transcript.enums";
 import { progressDisplay } from "./progress";
+import { formatDoctorReport, runDoctor } from "./modules/ops/doctor";
 import { grantOrigin } from "./modules/access/grant.service";
 import { ConversationOrigin } from "./modules/conversation/conversation.enums";
 import { registerCommands } from "./discord/register";
@@ -48,7 +50,8 @@ const USAGE = `usage: npm run cli -- <command>
   discord-register [--guild ID | --global]
   import-guild-configs FILE.json [--dry-run] [--backup FILE]
   enable-vectors
-  reindex-message-search`;
+  reindex-message-search
+  doctor [--servers N] [--json]`;
 
 class UsageError extends Error {}
 
@@ -258,6 +261,14 @@ async function main(argv: string[]): Promise<void> {
       return enableVectorsCommand();
     case "reindex-message-search":
       return reindexSearch();
+    case "doctor": {
+      const { values } = parseArgs({ args: rest, options: { servers: { type: "string", default: "1" }, json: { type: "boolean", default: false } } });
+      const servers = positiveInt(values.servers, "--servers")!;
+      const report = await withDatabase((db) => runDoctor(db, loadConfig(), { servers }));
+      console.log(values.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
+      if (!report.ok) process.exitCode = 1;
+      return;
+    }
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }

@@ -73,7 +73,7 @@ export interface KnexSetup {
 export type KnexPurpose = "api" | "maintenance";
 
 /** Connections of the maintenance pool: exports and the CLI's long jobs, a few at a time. */
-const MAINTENANCE_POOL_MAX = 4;
+export const MAINTENANCE_POOL_MAX = 4;
 
 /** PostgreSQL connection settings for `purpose`: every wait (connect, pool) bounded, statements too for the API. */
 export function postgresConfig(config: Config, purpose: KnexPurpose): Knex.Config {

@@ -32,7 +32,7 @@ import { MessageSearchHit } from "./message-search.types";
 
 export const MESSAGE_SEARCH_INDEX = "messages_content_search_index";
 /** reindexMessageSearch builds the new index under this name, then swaps it in. */
-const REBUILD_INDEX = "messages_content_search_rebuild";
+export const REBUILD_INDEX = "messages_content_search_rebuild";
 /** Longest query, in characters: enough for any phrase a person types, short of a pasted document. */
 export const MAX_QUERY_LENGTH = 1000;
 const DEFAULT_FIRST = 20;
@@ -143,7 +143,8 @@ export async function searchMessages(ctx: Actor, text: string, filter: MessageSe
   });
 }
 
-async function indexLanguage(knex: Knex, name: string): Promise<string | null> {
+/** The language a message search index was built for (null: no such index). */
+export async function indexLanguage(knex: Knex, name: string): Promise<string | null> {
   const { rows } = (await knex.raw("select pg_get_indexdef(to_regclass(?)) as definition", [name])) as { rows: { definition: string | null }[] };
   return rows[0]?.definition ? (/to_tsvector\('([^']+)'::regconfig/.exec(rows[0].definition)?.[1] ?? null) : null;
 }
