@@ -17,6 +17,9 @@
  *   import-guild-configs FILE.json [--dry-run] [--backup FILE]
  *                                                 guild settings (guild id → settings) into server_configs,
  *                                                 all or nothing; replaced settings are backed up first
+ *   import --from chatgpt|jsonl FILE --owner USER  conversations from another chat app (ChatGPT's conversations.json,
+ *                                                 or Parley JSONL), owned by USER (an id or exact display name);
+ *                                                 streamed, re-runnable, with a summary of what was skipped
  * On the embedded database the CLI takes the same lock as the server, so it refuses while a server runs.
  */
 import "reflect-metadata";
@@ -38,6 +41,8 @@ import { createLogger } from "./logger";
 import { importGuildConfigFile, ImportRefusedError } from "./modules/guild/guild-config.import";
 import { enableVectors } from "../migrations/lib/vectors";
 import { reindexMessageSearch } from "./modules/search/message-search.service";
+import { importConversations, summaryLines } from "./modules/import/import.service";
+import { ImportFormatError, ImportSource } from "./modules/import/import.types";
 
 const USAGE = `usage: npm run cli -- <command>
   migrate [latest|rollback|rollback-all|status]
@@ -49,6 +54,7 @@ const USAGE = `usage: npm run cli -- <command>
          [--no-tool-calls] [--no-system]
   discord-register [--guild ID | --global]
   import-guild-configs FILE.json [--dry-run] [--backup FILE]
+  import --from chatgpt|jsonl FILE --owner USER
   enable-vectors
   reindex-message-search
   doctor [--servers N] [--json]`;
@@ -236,6 +242,25 @@ async function importGuildConfigs(argv: string[]): Promise<void> {
   }
 }
 
+async function importCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { from: { type: "string" }, owner: { type: "string" } } });
+  const source = Object.values(ImportSource).find((s) => s === values.from?.toLowerCase());
+  if (!source) throw new UsageError("--from must be chatgpt or jsonl");
+  if (positionals.length !== 1) throw new UsageError("import needs one FILE");
+  if (!values.owner?.trim()) throw new UsageError("--owner USER (a user id or an exact display name) is required");
+  const config = loadConfig();
+  const display = progressDisplay("import", "bytes");
+  const summary = await withDatabase(async (db) => {
+    await db.migrate();
+    return importConversations({ db, config, log: createLogger(config) }, { source, file: positionals[0], owner: values.owner!, onProgress: display.update });
+  })
+    .catch((error: unknown) => {
+      throw error instanceof ImportFormatError ? new Error(`Nothing was imported: ${error.message}`) : error;
+    })
+    .finally(display.stop);
+  for (const line of summaryLines(summary)) console.log(line);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -257,6 +282,8 @@ async function main(argv: string[]): Promise<void> {
       return discordRegister(rest);
     case "import-guild-configs":
       return importGuildConfigs(rest);
+    case "import":
+      return importCommand(rest);
     case "enable-vectors":
       return enableVectorsCommand();
     case "reindex-message-search":
