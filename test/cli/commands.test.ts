@@ -9,8 +9,8 @@ import { parse } from "csv-parse/sync";
 import { createDatabase } from "../../src/db/database";
 import { authenticateApiKey } from "../../src/modules/api-key/api-key.service";
 import { Role } from "../../src/modules/user/role.enum";
-import { createEmptyDatabase, testConfig, testDbKind, type TestDatabase } from "../helpers/db";
-import { knexCli, parleyCli } from "../helpers/cli";
+import { testConfig, testDbKind } from "../helpers/db";
+import { knexCli, parleyCli, cliTarget, type CliTarget } from "../helpers/cli";
 import { HOSTILE_TEXTS, neutralised } from "../helpers/transcripts";
 import { MIGRATIONS_DIR } from "../../src/db/migration-source";
 
@@ -19,22 +19,14 @@ const MIGRATIONS = fs.readdirSync(MIGRATIONS_DIR).filter((file) => /\.(ts|js)$/.
 const TABLES = 32;
 
 /** The database these commands target: an empty PostgreSQL database, or a PGlite folder in a temp dir. */
-let target: { env: Record<string, string>; database?: TestDatabase; dir?: string };
+let target: CliTarget;
 
 beforeAll(async () => {
-  if (testDbKind() === "postgres") {
-    const database = await createEmptyDatabase();
-    await database.db.close(); // the CLI gets the database to itself
-    target = { env: { DATABASE_URL: database.url! }, database };
-  } else {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-cli-"));
-    target = { env: { PGLITE_DIR: dir }, dir };
-  }
+  target = await cliTarget();
 });
 
 afterAll(async () => {
-  await target.database?.dispose();
-  if (target.dir) fs.rmSync(target.dir, { recursive: true, force: true });
+  await target?.dispose();
 });
 
 function openTarget() {

@@ -6,15 +6,13 @@
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import type { Knex } from "knex";
 import { loadConfig } from "../../src/config";
 import { createDatabase } from "../../src/db/database";
 import { MIGRATIONS_DIR } from "../../src/db/migration-source";
 import { encryptContent } from "../../src/modules/message/encryption";
-import { createTestDatabase, testConfig, testDbKind, type TestDatabase } from "../helpers/db";
-import { parleyCli, type RunResult } from "../helpers/cli";
+import { testConfig, testDbKind } from "../helpers/db";
+import { parleyCli, type RunResult, cliTarget, type CliTarget } from "../helpers/cli";
 
 interface Row {
   check: string;
@@ -33,28 +31,14 @@ const LAST_MIGRATION = fs
 const KEY1 = randomBytes(32).toString("base64");
 const KEY2 = randomBytes(32).toString("base64");
 
-let target: { env: Record<string, string>; database?: TestDatabase; dir?: string };
+let target: CliTarget;
 
 beforeAll(async () => {
-  if (testDbKind() === "postgres") {
-    const database = await createTestDatabase();
-    await database.db.close(); // the CLI gets the database to itself
-    target = { env: { DATABASE_URL: database.url! }, database };
-  } else {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-doctor-"));
-    target = { env: { PGLITE_DIR: dir }, dir };
-    const db = createDatabase(testConfig(undefined, target.env));
-    try {
-      await db.migrate();
-    } finally {
-      await db.close();
-    }
-  }
+  target = await cliTarget({ migrated: true });
 });
 
 afterAll(async () => {
-  await target.database?.dispose();
-  if (target.dir) fs.rmSync(target.dir, { recursive: true, force: true });
+  await target?.dispose();
 });
 
 /** Opens the target for `work` and closes it again: on PGlite the CLI cannot open a folder held open here. */

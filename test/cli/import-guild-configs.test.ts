@@ -7,14 +7,14 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createDatabase } from "../../src/db/database";
-import { createEmptyDatabase, testConfig, testDbKind, type TestDatabase } from "../helpers/db";
-import { parleyCli } from "../helpers/cli";
+import { testConfig, testDbKind } from "../helpers/db";
+import { parleyCli, cliTarget, type CliTarget } from "../helpers/cli";
 
 // Every case runs the CLI as a child process; on PGlite each run opens the embedded database afresh (seconds),
 // and a case runs it up to five times: far over the default on a busy machine.
 jest.setTimeout(240_000);
 
-let target: { env: Record<string, string>; database?: TestDatabase; dir?: string };
+let target: CliTarget;
 let files: string;
 
 const A = "200000000000000001";
@@ -23,13 +23,8 @@ const C = "200000000000000003";
 
 beforeAll(async () => {
   files = fs.mkdtempSync(path.join(os.tmpdir(), "parley-guild-import-"));
-  if (testDbKind() === "postgres") {
-    const database = await createEmptyDatabase();
-    await database.db.close(); // the CLI gets the database to itself
-    target = { env: { DATABASE_URL: database.url! }, database };
-  } else {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-cli-"));
-    target = { env: { PGLITE_DIR: dir }, dir };
+  target = await cliTarget();
+  if (testDbKind() === "pglite") {
     // Migrated once here, so no case pays for it.
     const migrated = await parleyCli(["migrate"], target.env);
     if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
@@ -37,8 +32,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await target.database?.dispose();
-  if (target.dir) fs.rmSync(target.dir, { recursive: true, force: true });
+  await target?.dispose();
   fs.rmSync(files, { recursive: true, force: true });
 });
 

@@ -9,8 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createDatabase } from "../../src/db/database";
-import { createEmptyDatabase, testConfig, testDbKind, type TestDatabase } from "../helpers/db";
-import { parleyCli, ROOT, run } from "../helpers/cli";
+import { testConfig, type TestDatabase } from "../helpers/db";
+import { parleyCli, ROOT, run, cliTarget, type CliTarget } from "../helpers/cli";
 import { createTestApp } from "../helpers/server";
 
 // Every case runs the CLI as a child process; on PGlite each run opens the embedded database afresh.
@@ -20,7 +20,7 @@ const FIXTURES = path.join(__dirname, "../fixtures/import");
 const CHATGPT = path.join(FIXTURES, "chatgpt-conversations.json");
 const JSONL = path.join(FIXTURES, "parley.jsonl");
 
-let target: { env: Record<string, string>; database?: TestDatabase; dir?: string };
+let target: CliTarget;
 let files: string;
 const users: Record<"ada" | "ben", { id: string; key: string }> = {} as never;
 
@@ -49,14 +49,7 @@ async function createKey(role: string, name: string): Promise<{ id: string; key:
 
 beforeAll(async () => {
   files = fs.mkdtempSync(path.join(os.tmpdir(), "parley-import-"));
-  if (testDbKind() === "postgres") {
-    const database = await createEmptyDatabase();
-    await database.db.close(); // the CLI gets the database to itself
-    target = { env: { DATABASE_URL: database.url! }, database };
-  } else {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-cli-"));
-    target = { env: { PGLITE_DIR: dir }, dir };
-  }
+  target = await cliTarget();
   // create-key migrates first. A service also named Ben makes the name Ben ambiguous.
   users.ada = await createKey("member", "Ada");
   users.ben = await createKey("member", "Ben");
@@ -64,8 +57,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await target.database?.dispose();
-  if (target.dir) fs.rmSync(target.dir, { recursive: true, force: true });
+  await target?.dispose();
   fs.rmSync(files, { recursive: true, force: true });
 });
 

@@ -79,3 +79,15 @@ export function startProcess(
     void exited.then((code) => fail(new Error(`${entry} exited with ${code}:\n${output}`)));
   });
 }
+
+/** POSTs an operation to a server process with `token`; its data, or its errors thrown. */
+export async function postOperation(server: ServerProcess, token: string, query: string, variables: Record<string, unknown> = {}): Promise<any> {
+  const response = await fetch(`${server.url}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: any; errors?: unknown[] };
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}

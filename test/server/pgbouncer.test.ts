@@ -10,7 +10,7 @@ import { User } from "../../src/modules/user/user.model";
 import { createApiKey } from "../../src/modules/api-key/api-key.service";
 import { LISTENER_APPLICATION_NAME } from "../../src/db/notifications";
 import { createTestDatabase, type TestDatabase } from "../helpers/db";
-import { startServerProcess, type ServerProcess } from "../helpers/process";
+import { postOperation, startServerProcess, type ServerProcess } from "../helpers/process";
 import { startPgBouncer, type PgBouncer } from "../helpers/pgbouncer";
 import { RawSubscription } from "../helpers/live";
 
@@ -38,16 +38,7 @@ afterAll(async () => {
   await database?.dispose();
 });
 
-async function post(query: string, variables: Record<string, unknown> = {}) {
-  const response = await fetch(`${server.url}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: any; errors?: unknown[] };
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data;
-}
+const post = (query: string, variables: Record<string, unknown> = {}) => postOperation(server, token, query, variables);
 
 const ADD = `mutation($id: UUID!, $c: String!, $r: String!) { addMessage(input: { conversationId: $id, content: $c, requestId: $r }) { seq } }`;
 

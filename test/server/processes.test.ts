@@ -9,7 +9,7 @@ import { Role } from "../../src/modules/user/role.enum";
 import { User } from "../../src/modules/user/user.model";
 import { createApiKey } from "../../src/modules/api-key/api-key.service";
 import { createTestDatabase, type TestDatabase } from "../helpers/db";
-import { startServerProcess, type ServerProcess } from "../helpers/process";
+import { postOperation, startServerProcess, type ServerProcess } from "../helpers/process";
 import { RawSubscription } from "../helpers/live";
 
 let database: TestDatabase;
@@ -29,16 +29,7 @@ afterAll(async () => {
   await database?.dispose();
 });
 
-async function post(server: ServerProcess, query: string, variables: Record<string, unknown>) {
-  const response = await fetch(`${server.url}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: any; errors?: unknown[] };
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data;
-}
+const post = (server: ServerProcess, query: string, variables: Record<string, unknown>) => postOperation(server, token, query, variables);
 
 describe("two server processes", () => {
   it("deliver to a subscriber on A, in order, the messages written through B", async () => {
