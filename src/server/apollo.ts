@@ -13,6 +13,7 @@ import type { Config } from "../config";
 import type { Context } from "../graphql/context";
 import { AppError, RETRY_AFTER_SECONDS, UnauthenticatedError, makeFormatError, mapDatabaseError, unavailableError } from "../graphql/errors";
 import { queryLimitsPlugin, queryParseOptions } from "./query-limits";
+import { LruMap } from "../lru";
 
 /** True when the operation asks only for __schema/__type/__typename (Sandbox's schema fetch). */
 export function isIntrospectionOnly(operation: OperationDefinitionNode): boolean {
@@ -143,7 +144,7 @@ function hasConditions(document: DocumentNode): boolean {
  * the plugins and error formatting stay Apollo's. Subscriptions (graphql-ws) keep graphql-js.
  */
 export function jitGateway(schema: GraphQLSchema): GatewayInterface {
-  const compiled = new Map<string, CompiledQuery>();
+  const compiled = new LruMap<string, CompiledQuery>(JIT_CACHE_SIZE);
   const executor: GatewayExecutor = async ({ document, operation, operationName, queryHash, request, context }) => {
     // Apollo calls the executor even when no operation matches, and turns the error returned into its 400
     // OPERATION_RESOLUTION_FAILURE; graphql-js's message.
@@ -156,15 +157,11 @@ export function jitGateway(schema: GraphQLSchema): GatewayInterface {
     }
     const key = `${queryHash}:${operationName ?? ""}`;
     let query = compiled.get(key);
-    if (query) {
-      compiled.delete(key); // re-inserted below: Map order is the LRU order
-    } else {
+    if (!query) {
       const result = compileQuery(schema, document, operationName ?? undefined);
       if (!isCompiledQuery(result)) return result;
-      query = result;
-      if (compiled.size >= JIT_CACHE_SIZE) compiled.delete(compiled.keys().next().value!);
+      compiled.set(key, (query = result));
     }
-    compiled.set(key, query);
     const variables = request.variables ?? {};
     const result = await query.query(undefined, context, variables);
     if (result.errors?.length && result.data === undefined && operation.variableDefinitions?.length) {

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config";
 import { ErrorCode, makeFormatError } from "../graphql/errors";
 import { checkQueryLimits, queryParseOptions } from "./query-limits";
+import { LruMap } from "../lru";
 
 export interface OperationRequest {
   query: string;
@@ -37,8 +38,8 @@ export function prepareOperation(schema: GraphQLSchema, config: Config, request:
   return { schema, document, operationName: request.operationName, variableValues: request.variables };
 }
 
-/** Valid documents remembered per schema (most recently used last). */
-const documents = new WeakMap<GraphQLSchema, Map<string, DocumentNode>>();
+/** Valid documents remembered per schema, the most recently used DOCUMENT_CACHE_SIZE. */
+const documents = new WeakMap<GraphQLSchema, LruMap<string, DocumentNode>>();
 const DOCUMENT_CACHE_SIZE = 1000;
 
 /**
@@ -48,14 +49,10 @@ const DOCUMENT_CACHE_SIZE = 1000;
  */
 function validDocument(schema: GraphQLSchema, config: Config, query: string): DocumentNode | GraphQLError[] {
   let known = documents.get(schema);
-  if (!known) documents.set(schema, (known = new Map()));
+  if (!known) documents.set(schema, (known = new LruMap(DOCUMENT_CACHE_SIZE)));
   const key = `${config.limits.maxQueryTokens}\n${query}`;
   const cached = known.get(key);
-  if (cached) {
-    known.delete(key); // re-inserted below: Map order is the LRU order
-    known.set(key, cached);
-    return cached;
-  }
+  if (cached) return cached;
   let document;
   try {
     document = parse(query, queryParseOptions(config));
@@ -65,7 +62,6 @@ function validDocument(schema: GraphQLSchema, config: Config, query: string): Do
   }
   const errors = validate(schema, document);
   if (errors.length) return errors.map((error) => withCode(error, "GRAPHQL_VALIDATION_FAILED"));
-  if (known.size >= DOCUMENT_CACHE_SIZE) known.delete(known.keys().next().value!);
   known.set(key, document);
   return document;
 }

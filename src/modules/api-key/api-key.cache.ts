@@ -7,6 +7,7 @@
  * its own at once. A change made behind Parley's back (SQL by hand) is seen after at most the TTL.
  */
 import type { Viewer } from "../user/viewer";
+import { LruMap } from "../../lru";
 
 /** Keys remembered at most; the least recently used go first. */
 const MAX_ENTRIES = 10_000;
@@ -19,23 +20,19 @@ export interface CachedKey {
 }
 
 export class ApiKeyCache {
-  private readonly entries = new Map<string, CachedKey>();
+  private readonly entries = new LruMap<string, CachedKey>(MAX_ENTRIES);
 
   constructor(private readonly ttlMs: number) {}
 
   get(hash: string, now = Date.now()): CachedKey | undefined {
     const entry = this.entries.get(hash);
-    if (!entry) return undefined;
+    if (!entry || entry.expires > now) return entry;
     this.entries.delete(hash);
-    if (entry.expires <= now) return undefined;
-    this.entries.set(hash, entry); // Map order is the LRU order
-    return entry;
+    return undefined;
   }
 
   set(hash: string, viewer: Viewer, lastUsedAt: number, now = Date.now()): void {
     if (this.ttlMs <= 0) return;
-    this.entries.delete(hash);
-    if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
     this.entries.set(hash, { viewer, lastUsedAt, expires: now + this.ttlMs });
   }
 
