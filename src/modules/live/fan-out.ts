@@ -17,15 +17,14 @@
  * date and finds another group of the same key parked at the same place (sameFeedState), it hands over its
  * members and ends: catch-up and slow subscribers rejoin the crowd by themselves.
  */
-import { execute, type DocumentNode, type ExecutionArgs, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from "graphql";
+import { execute, print, type DocumentNode, type ExecutionArgs, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from "graphql";
 import { actorFor, renewLoaders, type Actor, type ActorDeps } from "../actor";
 import { AppError, unavailableError } from "../../graphql/errors";
-import { getConversation } from "../conversation/conversation.service";
 import { viewerOf, type Viewer } from "../user/viewer";
 import { audienceOf, keyVariables, shapeOf, type Shape } from "./audience";
 import type { ConversationFeed } from "./conversation-feed";
 import { finishResult, StreamError } from "./live-stream";
-import { copyFeedState, openConversationStream, sameFeedState, type FeedState, type StreamStep } from "./message-stream";
+import { copyFeedState, openConversationStream, recheckAccess, sameFeedState, type FeedState, type StreamStep } from "./message-stream";
 
 /** The transport's end of one subscription. */
 export interface Sink {
@@ -189,7 +188,7 @@ class Group {
     for (const members of byViewer.values()) {
       const ctx = actorFor(this.fanOut.deps, members[0].viewer);
       try {
-        await getConversation(ctx, this.request.conversationId);
+        await recheckAccess(ctx, this.request.conversationId);
       } catch (error) {
         if (!(error instanceof AppError) || unavailableError(error)) throw error; // the database away: the stream retries
         await this.endWith(members, error);
@@ -243,8 +242,8 @@ export class FanOut {
   async join(feed: ConversationFeed<unknown>, args: ExecutionArgs, sink: Sink): Promise<AsyncIterableIterator<never>> {
     const { schema } = this.deps;
     const shape = shapeOf(schema, args.document, args.operationName);
-    // The query's text when the parser kept it (it does unless told not to), so equal documents parsed apart group together.
-    const documentKey = args.document.loc?.source.body ?? String(documentIds.get(args.document) ?? documentIds.set(args.document, ++documentCount).get(args.document));
+    // The query's text (the parser keeps it), so equal documents parsed apart group together.
+    const documentKey = args.document.loc?.source.body ?? print(args.document);
     const request: Request = {
       conversationId: feed.conversationId,
       step: feed.step,
@@ -297,6 +296,3 @@ export class FanOut {
     return { groups, members };
   }
 }
-
-const documentIds = new WeakMap<DocumentNode, number>();
-let documentCount = 0;
