@@ -125,9 +125,18 @@ export class Metrics {
     return name;
   }
 
-  operation(transport: "http" | "websocket", type: string | undefined, name: string | null | undefined, errors: readonly GraphQLFormattedError[] | undefined): void {
-    this.operations.inc({ transport, type: type ?? "unknown", operation: this.operationLabel(name), outcome: errors?.length ? "error" : "ok" });
+  /** One operation's outcome and errors; with `seconds` (HTTP), its duration under the same labels. */
+  operation(
+    transport: "http" | "websocket",
+    type: string | undefined,
+    name: string | null | undefined,
+    errors: readonly GraphQLFormattedError[] | undefined,
+    seconds?: number,
+  ): void {
+    const labels = { type: type ?? "unknown", operation: this.operationLabel(name) };
+    this.operations.inc({ transport, ...labels, outcome: errors?.length ? "error" : "ok" });
     for (const error of errors ?? []) this.errors.inc({ code: String(error.extensions?.code ?? "INTERNAL_SERVER_ERROR") });
+    if (seconds !== undefined) this.duration.observe(labels, seconds);
   }
 
   rateLimited(): void {
@@ -173,9 +182,8 @@ export class Metrics {
         return {
           async willSendResponse({ response, operation, request }) {
             const errors = response.body.kind === "single" ? response.body.singleResult.errors : undefined;
-            const type = operation?.operation;
-            metrics.operation("http", type, operation ? request.operationName ?? operation.name?.value : undefined, errors);
-            metrics.duration.observe({ type: type ?? "unknown", operation: metrics.operationLabel(operation?.name?.value ?? request.operationName) }, Number(process.hrtime.bigint() - started) / 1e9);
+            const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+            metrics.operation("http", operation?.operation, operation ? request.operationName ?? operation.name?.value : undefined, errors, seconds);
           },
         };
       },
