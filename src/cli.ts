@@ -20,6 +20,12 @@
  *   import --from chatgpt|jsonl FILE --owner USER  conversations from another chat app (ChatGPT's conversations.json,
  *                                                 or Parley JSONL), owned by USER (an id or exact display name);
  *                                                 streamed, re-runnable, with a summary of what was skipped
+ *   backup [--to disk|s3]                         a backup of the whole database (pg_dump, or PGlite's data-folder dump)
+ *                                                 into BACKUP_DIR or S3, with its SHA-256; logged in backup_logs
+ *   restore FILE|s3://BUCKET/KEY [--force] [--sha256 HEX]
+ *                                                 a backup into the (empty, unless --force) database, checksum
+ *                                                 checked first, then the pending migrations
+ *   backups [--json]                              the latest backup runs
  * On the embedded database the CLI takes the same lock as the server, so it refuses while a server runs.
  */
 import "reflect-metadata";
@@ -43,6 +49,8 @@ import { enableVectors } from "../migrations/lib/vectors";
 import { reindexMessageSearch } from "./modules/search/message-search.service";
 import { importConversations, summaryLines } from "./modules/import/import.service";
 import { ImportFormatError, ImportSource } from "./modules/import/import.types";
+import { restoreBackup, runBackup } from "./modules/ops/backup.service";
+import { BackupLog } from "./modules/ops/backup.model";
 
 const USAGE = `usage: npm run cli -- <command>
   migrate [latest|rollback|rollback-all|status]
@@ -57,7 +65,10 @@ const USAGE = `usage: npm run cli -- <command>
   import --from chatgpt|jsonl FILE --owner USER
   enable-vectors
   reindex-message-search
-  doctor [--servers N] [--json]`;
+  doctor [--servers N] [--json]
+  backup [--to disk|s3]
+  restore FILE|s3://BUCKET/KEY [--force] [--sha256 HEX]
+  backups [--json]`;
 
 class UsageError extends Error {}
 
@@ -261,6 +272,39 @@ async function importCommand(argv: string[]): Promise<void> {
   for (const line of summaryLines(summary)) console.log(line);
 }
 
+async function backupCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { to: { type: "string" } } });
+  if (values.to !== undefined && values.to !== "disk" && values.to !== "s3") throw new UsageError("--to must be disk or s3");
+  const config = loadConfig();
+  const display = progressDisplay("backup", config.databaseUrl ? "tables" : "bytes");
+  const backup = await withDatabase(async (db) => {
+    await db.migrate(); // backup_logs must exist; a backup is of an up-to-date database
+    return runBackup(db, config, { to: values.to as "disk" | "s3" | undefined, onProgress: display.update });
+  }).finally(display.stop);
+  console.log(`Backed up to ${backup.filePath} (${backup.fileSizeBytes} bytes, sha256 ${backup.sha256}); backup ${backup.id}`);
+}
+
+async function restoreCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { force: { type: "boolean", default: false }, sha256: { type: "string" } } });
+  if (positionals.length !== 1) throw new UsageError("restore needs one FILE (a path, or s3://bucket/key)");
+  const config = loadConfig();
+  const display = progressDisplay("restore", config.databaseUrl ? "tables" : "steps");
+  const result = await restoreBackup(config, { file: positionals[0], force: values.force, sha256: values.sha256, onProgress: display.update }).finally(display.stop);
+  const migrated = result.migrated.length ? `; then applied ${result.migrated.length} newer migration(s): ${result.migrated.join(", ")}` : "";
+  console.log(`Restored ${positionals[0]} (${result.fileSizeBytes} bytes, sha256 ${result.sha256} checked)${migrated}.`);
+}
+
+async function backupsCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { json: { type: "boolean", default: false } } });
+  const rows = await withDatabase(async (db) => BackupLog.query(db.knex).orderBy([{ column: "startedAt", order: "desc" }, { column: "id", order: "desc" }]).limit(20));
+  if (values.json) return console.log(JSON.stringify(rows, null, 2));
+  if (rows.length === 0) return console.log("No backups yet.");
+  for (const row of rows) {
+    const file = row.prunedAt ? `${row.filePath} (pruned)` : (row.filePath ?? "-");
+    console.log([row.startedAt.toISOString(), row.status, row.trigger, row.backupType, row.fileSizeBytes ?? "-", row.sha256 ?? "-", file, row.errorMessage ?? ""].join("\t").trimEnd());
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -288,6 +332,12 @@ async function main(argv: string[]): Promise<void> {
       return enableVectorsCommand();
     case "reindex-message-search":
       return reindexSearch();
+    case "backup":
+      return backupCommand(rest);
+    case "restore":
+      return restoreCommand(rest);
+    case "backups":
+      return backupsCommand(rest);
     case "doctor": {
       const { values } = parseArgs({ args: rest, options: { servers: { type: "string", default: "1" }, json: { type: "boolean", default: false } } });
       const servers = positiveInt(values.servers, "--servers")!;

@@ -113,6 +113,24 @@ export interface Config {
 
   /** Documents, search, the answer cache (modules/knowledge, modules/search). */
   knowledge: KnowledgeConfig;
+
+  /** Database backups (modules/ops/backup.*): where they go, the schedule, the PostgreSQL tools. */
+  backup: BackupConfig;
+}
+
+export interface BackupConfig {
+  /** BACKUP_STORAGE: where `backup` writes unless told (--to). @default TRANSCRIPT_STORAGE */
+  storage: "disk" | "s3";
+  /** BACKUP_DIR: the folder of disk backups. @default "./data/backups" */
+  dir: string;
+  /** The S3 settings (S3_*, shared with transcripts) when S3_BUCKET is set; backups go under backups/ in the bucket. */
+  s3: S3Config | undefined;
+  /** BACKUP_INTERVAL_HOURS: a server takes a scheduled backup this often; 0: no schedule. @default 0 */
+  intervalHours: number;
+  /** BACKUP_KEEP: scheduled backups kept; older ones are deleted (files) after each scheduled backup. @default 7 */
+  keep: number;
+  /** PG_BIN_DIR: the folder of pg_dump and pg_restore; unset: found on PATH. */
+  pgBinDir: string | undefined;
 }
 
 export interface KnowledgeConfig {
@@ -445,6 +463,20 @@ function embeddingsConfig(env: Env): EmbeddingsConfig | undefined {
   };
 }
 
+function backupConfig(env: Env, transcripts: TranscriptConfig): BackupConfig {
+  const storage = oneOf(env, "BACKUP_STORAGE", ["disk", "s3"] as const, transcripts.storage);
+  const s3 = transcripts.s3 ?? (env.S3_BUCKET || storage === "s3" ? s3Config(env) : undefined);
+  return {
+    storage,
+    dir: path.resolve(env.BACKUP_DIR || "./data/backups"),
+    s3,
+    intervalHours: int(env, "BACKUP_INTERVAL_HOURS", 0),
+    keep: int(env, "BACKUP_KEEP", 7, 1),
+    pgBinDir: env.PG_BIN_DIR ? path.resolve(env.PG_BIN_DIR) : undefined,
+  };
+}
+
+
 function knowledgeConfig(env: Env): KnowledgeConfig {
   const searchLanguage = env.SEARCH_LANGUAGE || "english";
   // It is spliced into index definitions as a regconfig literal: a plain identifier only.
@@ -473,6 +505,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (env.DATABASE_LISTEN_URL && !databaseUrl) throw new ConfigError("DATABASE_LISTEN_URL needs DATABASE_URL (the embedded database has no pooler to go around)");
   const pgliteRaw = env.PGLITE_DIR || "./data/pglite";
   const maxMessageLength = int(env, "MAX_MESSAGE_LENGTH", 100_000, 1);
+  const transcripts = transcriptConfig(env);
   const config: Config = {
     nodeEnv,
     port: int(env, "PORT", 4000),
@@ -519,7 +552,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxMutationsPerOperation: int(env, "MAX_MUTATIONS_PER_OPERATION", 10, 1),
     },
     encryption: encryptionConfig(env),
-    transcripts: transcriptConfig(env),
+    transcripts,
     artifacts: {
       maxTextBytes: int(env, "ARTIFACT_MAX_TEXT_BYTES", 256 * 1024, 1),
       maxFileBytes: int(env, "ARTIFACT_MAX_FILE_BYTES", 50 * 1024 * 1024, 1),
@@ -527,6 +560,7 @@ export function loadConfig(env: Env = process.env): Config {
     discord: discordConfig(env),
     alertWebhook: alertWebhookConfig(env),
     knowledge: knowledgeConfig(env),
+    backup: backupConfig(env, transcripts),
   };
   if (config.defaultPageSize > config.maxPageSize) {
     throw new ConfigError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE");

@@ -30,6 +30,7 @@ import { DocumentResolver } from "../modules/knowledge/document.resolver";
 import { AssistantResolver, AssistantVersionResolver, ConversationAssistantResolver, MessageAssistantResolver } from "../modules/assistant/assistant.resolver";
 import { ArtifactResolver, ConversationArtifactsResolver, MessageArtifactsResolver } from "../modules/artifact/artifact.resolver";
 import { FeedbackResolver, MessageFeedbackResolver } from "../modules/feedback/feedback.resolver";
+import { BackupResolver } from "../modules/ops/backup.resolver";
 
 import { installReadPlanner, type PlannerSetup } from "./planner/install";
 import { conversationPlan, plannedConversation, plannedConversations } from "../modules/conversation/conversation.plan";
@@ -48,6 +49,7 @@ const resolvers = [
   ApiKeyResolver,
   ServiceGrantResolver,
   AuditLogResolver,
+  BackupResolver,
   SystemConfigResolver,
   LiveResolver,
   DiscordResolver,

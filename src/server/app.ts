@@ -21,6 +21,7 @@ import { ACCESS_CHANNEL, createNotificationListener, EVENTS_CHANNEL, type Notifi
 import { LiveHub } from "../modules/live/live.hub";
 import { StaleStreamSweeper } from "../modules/message/stream.sweeper";
 import { AnswerCacheSweeper } from "../modules/knowledge/answer-cache.sweeper";
+import { BackupScheduler } from "../modules/ops/backup.scheduler";
 import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { AlertWebhook } from "../modules/alert/webhook";
 import { createLogger } from "../logger";
@@ -102,6 +103,10 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     const answerSweeper = new AnswerCacheSweeper(db.knex, log);
     answerSweeper.observe = metrics?.job;
     answerSweeper.start();
+    // BACKUP_INTERVAL_HOURS: whichever server holds the schedule's lock takes the backup when one is due.
+    const backups = new BackupScheduler(db, config, log);
+    backups.observe = metrics?.job;
+    backups.start();
     const apiKeyCache = new ApiKeyCache(config.authCacheSeconds * 1000);
     // Emptied on every access change anywhere, and after the LISTEN connection was lost (changes may have gone unheard).
     listener.on(ACCESS_CHANNEL, () => apiKeyCache.clear());
@@ -152,6 +157,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
           await apollo.stop();
           sweeper.dispose();
           await answerSweeper.dispose();
+          await backups.dispose();
           await flushKeyUsage(db.knex); // after the last request, before the pool closes
           await transcripts!.dispose();
           await webhook?.dispose();

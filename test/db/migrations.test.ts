@@ -333,8 +333,8 @@ describe("the migrated schema", () => {
       expect(await sqlState(knex("transcripts").insert({ conversationId: conversation, format: "csv", status: "lost" }))).toBe(
         CHECK_VIOLATION,
       );
-      expect(await sqlState(knex("backup_logs").insert({ backupType: "full", status: "exploded" }))).toBe(CHECK_VIOLATION);
-      await expect(knex("backup_logs").insert({ backupType: "full", status: "in_progress" })).resolves.toBeDefined();
+      expect(await sqlState(knex("backup_logs").insert({ backupType: "pg_dump", status: "exploded" }))).toBe(CHECK_VIOLATION);
+      await expect(knex("backup_logs").insert({ backupType: "pg_dump", status: "in_progress" })).resolves.toBeDefined();
     });
 
     it("keeps a transcript's requestId unique per creator, its range ordered, and READY rows complete", async () => {
