@@ -100,6 +100,12 @@ export interface BackupOptions {
   onProgress?: (progress: Progress) => void;
 }
 
+/**
+ * Where pg_dump and pg_restore connect: DATABASE_LISTEN_URL when it is set, the direct connection beside a pooler
+ * in transaction mode, which would hand one tool's statements to several server connections.
+ */
+const directUrl = (config: Config): string => config.databaseListenUrl ?? config.databaseUrl!;
+
 /** The dump as a stream, and the size of the job for progress. */
 async function openDump(db: Database, config: Config, onProgress?: (progress: Progress) => void): Promise<{ stream: Readable; progress(bytes: number): void; done(): void }> {
   if (db.kind === "pglite") {
@@ -116,7 +122,7 @@ async function openDump(db: Database, config: Config, onProgress?: (progress: Pr
   const tool = await checkedTool(db.maintenance, config.backup, "pg_dump");
   const tables = await db.maintenance.raw("select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'");
   const total = Number(tables.rows[0].n);
-  const dump = spawnPgDump(tool, config.databaseUrl!);
+  const dump = spawnPgDump(tool, directUrl(config));
   return {
     stream: dump.stream,
     progress: () => onProgress?.({ done: Math.min(dump.tablesDone(), total), total }),
@@ -381,7 +387,7 @@ async function restorePostgres(config: Config, file: string, options: RestoreOpt
     }
     let done = 0;
     options.onProgress?.({ done, total });
-    await runPgRestore(tool, config.databaseUrl!, file, () => options.onProgress?.({ done: Math.min(++done, total), total }));
+    await runPgRestore(tool, directUrl(config), file, () => options.onProgress?.({ done: Math.min(++done, total), total }));
     options.onProgress?.({ done: total, total });
   } finally {
     await db.close();
