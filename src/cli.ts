@@ -14,6 +14,9 @@
  *   enable-vectors                                create pgvector and the vector columns once the server has pgvector
  *   reindex-message-search                        rebuild the message search index for SEARCH_LANGUAGE, concurrently
  *   doctor [--servers N] [--json]                 check the database (migrations, indexes, settings, keys); exit 1 on a FAIL
+ *   retention [--dry-run] [--json]                apply the retention policy (system config "retention") now, in
+ *                                                 batches; --dry-run counts what would go and changes nothing;
+ *                                                 exit 1 if the policy is invalid or another process holds the lock
  *   import-guild-configs FILE.json [--dry-run] [--backup FILE]
  *                                                 guild settings (guild id → settings) into server_configs,
  *                                                 all or nothing; replaced settings are backed up first
@@ -47,6 +50,7 @@ import { createLogger } from "./logger";
 import { importGuildConfigFile, ImportRefusedError } from "./modules/guild/guild-config.import";
 import { enableVectors } from "../migrations/lib/vectors";
 import { reindexMessageSearch } from "./modules/search/message-search.service";
+import { formatRetentionReport, retentionCommand } from "./modules/ops/retention";
 import { importConversations, summaryLines } from "./modules/import/import.service";
 import { ImportFormatError, ImportSource } from "./modules/import/import.types";
 import { restoreBackup, runBackup } from "./modules/ops/backup.service";
@@ -66,6 +70,7 @@ const USAGE = `usage: npm run cli -- <command>
   enable-vectors
   reindex-message-search
   doctor [--servers N] [--json]
+  retention [--dry-run] [--json]
   backup [--to disk|s3]
   restore FILE|s3://BUCKET/KEY [--force] [--sha256 HEX]
   backups [--json]`;
@@ -344,6 +349,13 @@ async function main(argv: string[]): Promise<void> {
       const report = await withDatabase((db) => runDoctor(db, loadConfig(), { servers }));
       console.log(values.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
       if (!report.ok) process.exitCode = 1;
+      return;
+    }
+    case "retention": {
+      const { values } = parseArgs({ args: rest, options: { "dry-run": { type: "boolean", default: false }, json: { type: "boolean", default: false } } });
+      const report = await withDatabase((db) => retentionCommand(db, loadConfig(), { dryRun: values["dry-run"] }));
+      console.log(values.json ? JSON.stringify(report, null, 2) : formatRetentionReport(report));
+      if (report.status === "skipped") process.exitCode = 1;
       return;
     }
     default:

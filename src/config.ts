@@ -73,6 +73,11 @@ export interface Config {
   /** A STREAMING message with no new chunk for this long is failed by the server. @default 300 */
   streamTimeoutSeconds: number;
   /**
+   * RETENTION_INTERVAL_MINUTES: how often a server applies the retention policy (system config `retention`,
+   * modules/ops/retention.ts); one server at a time does. 0: never (`npm run cli -- retention` still can). @default 60
+   */
+  retentionIntervalMinutes: number;
+  /**
    * How long a subscription keeps retrying its reads while the database is away before it ends with
    * SERVICE_UNAVAILABLE and the seq to resume after; 0: it ends at the first failure. @default 15
    */
@@ -282,12 +287,12 @@ class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-function int(env: Env, name: string, fallback: number, min = 0): number {
+function int(env: Env, name: string, fallback: number, min = 0, max?: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
-    throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
+    throw new ConfigError(`${name} must be an integer ${max === undefined ? `>= ${min}` : `from ${min} to ${max}`}, got "${raw}"`);
   }
   return value;
 }
@@ -476,7 +481,6 @@ function backupConfig(env: Env, transcripts: TranscriptConfig): BackupConfig {
   };
 }
 
-
 function knowledgeConfig(env: Env): KnowledgeConfig {
   const searchLanguage = env.SEARCH_LANGUAGE || "english";
   // It is spliced into index definitions as a regconfig literal: a plain identifier only.
@@ -531,6 +535,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxMetricsBatch: int(env, "MAX_METRICS_BATCH", 1000, 1),
     shutdownGraceSeconds: int(env, "SHUTDOWN_GRACE_SECONDS", 10),
     streamTimeoutSeconds: int(env, "STREAM_TIMEOUT_SECONDS", 300, 1),
+    // At most what setInterval can wait (2^31 - 1 ms, about 24 days); longer would fire at once, over and over.
+    retentionIntervalMinutes: int(env, "RETENTION_INTERVAL_MINUTES", 60, 0, 35_791),
     liveRetrySeconds: int(env, "LIVE_RETRY_SECONDS", 15),
     liveMaxBufferedBytes: int(env, "LIVE_MAX_BUFFERED_BYTES", 1024 * 1024, 1024),
     jwt: jwtConfig(env),

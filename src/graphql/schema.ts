@@ -30,6 +30,7 @@ import { DocumentResolver } from "../modules/knowledge/document.resolver";
 import { AssistantResolver, AssistantVersionResolver, ConversationAssistantResolver, MessageAssistantResolver } from "../modules/assistant/assistant.resolver";
 import { ArtifactResolver, ConversationArtifactsResolver, MessageArtifactsResolver } from "../modules/artifact/artifact.resolver";
 import { FeedbackResolver, MessageFeedbackResolver } from "../modules/feedback/feedback.resolver";
+import { DataExportResolver, UserDeletionResolver } from "../modules/privacy/privacy.resolver";
 import { BackupResolver } from "../modules/ops/backup.resolver";
 
 import { installReadPlanner, type PlannerSetup } from "./planner/install";
@@ -74,6 +75,8 @@ const resolvers = [
   ConversationArtifactsResolver,
   FeedbackResolver,
   MessageFeedbackResolver,
+  DataExportResolver,
+  UserDeletionResolver,
 ] as const;
 
 /**

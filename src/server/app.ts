@@ -23,6 +23,7 @@ import { StaleStreamSweeper } from "../modules/message/stream.sweeper";
 import { AnswerCacheSweeper } from "../modules/knowledge/answer-cache.sweeper";
 import { BackupScheduler } from "../modules/ops/backup.scheduler";
 import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
+import { RetentionJob } from "../modules/ops/retention.job";
 import { AlertWebhook } from "../modules/alert/webhook";
 import { createLogger } from "../logger";
 import { createSchema } from "../graphql/schema";
@@ -84,6 +85,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
   let listener: NotificationListener | undefined;
   let transcripts: TranscriptJobs | undefined;
   let webhook: AlertWebhook | undefined;
+  let retention: RetentionJob | undefined;
   try {
     if (config.migrateOnStart) {
       const applied = await db.migrate();
@@ -114,6 +116,10 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     transcripts = new TranscriptJobs(db.maintenance, config, log);
     transcripts.observe = metrics?.job;
     transcripts.start();
+    // RETENTION_INTERVAL_MINUTES: the policy in system config `retention`; whichever server holds the lock applies it.
+    retention = new RetentionJob({ db, config, log, transcripts }, { intervalMs: config.retentionIntervalMinutes * 60_000 });
+    retention.observe = metrics?.job;
+    retention.start();
     if (config.alertWebhook) {
       // Woken by every alert announced anywhere, and after the LISTEN connection was lost (alerts may have gone unheard).
       const started = (webhook = new AlertWebhook(db.knex, config.alertWebhook, log));
@@ -159,6 +165,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
           await answerSweeper.dispose();
           await backups.dispose();
           await flushKeyUsage(db.knex); // after the last request, before the pool closes
+          await retention!.dispose(); // before the export jobs: it removes files through their storage
           await transcripts!.dispose();
           await webhook?.dispose();
           hub.dispose();
@@ -171,6 +178,7 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
   } catch (error) {
     await closeServer(metricsServer);
     await webhook?.dispose();
+    await retention?.dispose();
     await transcripts?.dispose();
     await listener?.dispose();
     rateLimiter.dispose();

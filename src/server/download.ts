@@ -2,7 +2,8 @@
  * The file routes, with the same bearer token as the API:
  * - GET /transcripts/:id/download: the file of a READY transcript;
  * - GET /artifacts/:id/download: an artifact version's bytes (its file, or its inline text), whole or a range;
- * - PUT /artifacts/:id/content: the one upload of a PENDING file version, streamed to the storage.
+ * - PUT /artifacts/:id/content: the one upload of a PENDING file version, streamed to the storage;
+ * - GET /exports/:id/download: the archive of a READY data export, to its user only (admins included: 404).
  * Reading is authorised exactly like reading the conversation: another user's file, an unknown id and a
  * malformed id are all the same 404. The storage or the database being away is a 503 with Retry-After
  * (SERVICE_UNAVAILABLE), which a client may retry as it is; only a bug is a 500.
@@ -17,10 +18,13 @@ import { openTranscriptFile } from "../modules/transcript/transcript.service";
 import { CONTENT_TYPES } from "../modules/transcript/transcript.serializers";
 import { StorageUnavailableError, type ByteRange } from "../modules/transcript/transcript.storage";
 import { openArtifactDownload, uploadArtifactContent } from "../modules/artifact/artifact.service";
+import { openDataExportFile } from "../modules/privacy/data-export.service";
+import { DATA_EXPORT_CONTENT_TYPE } from "../modules/privacy/data-export.archive";
 
 export const DOWNLOAD_PATH = /^\/transcripts\/([^/]+)\/download$/;
 export const ARTIFACT_DOWNLOAD_PATH = /^\/artifacts\/([^/]+)\/download$/;
 export const ARTIFACT_CONTENT_PATH = /^\/artifacts\/([^/]+)\/content$/;
+export const EXPORT_DOWNLOAD_PATH = /^\/exports\/([^/]+)\/download$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const STATUS: Partial<Record<string, number>> = {
@@ -68,8 +72,10 @@ interface Served {
 }
 
 interface Route {
-  /** "Transcript" or "Artifact": names the resource in errors and logs. */
+  /** "Transcript", "Artifact" or "Data export": names the resource in errors and logs. */
   what: string;
+  /** The log field of the id; default `<what>Id` ("transcriptId"). */
+  logKey?: string;
   /** Methods besides OPTIONS. */
   methods: string[];
   handle(ctx: Context, id: string): Promise<void>;
@@ -81,7 +87,7 @@ interface Route {
  */
 async function serveRoute(req: http.IncomingMessage, res: http.ServerResponse, id: string, contextOf: () => Promise<Context>, log: Logger, route: Route): Promise<void> {
   const allow = [...route.methods, "OPTIONS"].join(", ");
-  const logKey = `${route.what.toLowerCase()}Id`;
+  const logKey = route.logKey ?? `${route.what.toLowerCase()}Id`;
   if (req.method === "OPTIONS") {
     res.writeHead(204, { allow });
     return void res.end();
@@ -174,6 +180,28 @@ export function serveTranscript(req: http.IncomingMessage, res: http.ServerRespo
           "content-type": CONTENT_TYPES[transcript.format],
           "content-disposition": `attachment; filename="transcript-${transcript.id}.${transcript.format}"`,
           etag: `"${transcript.sha256}"`,
+        },
+        ranges: false,
+        open: async () => file.body,
+        release: () => file.body.destroy(),
+      });
+    },
+  });
+}
+
+export function serveDataExport(req: http.IncomingMessage, res: http.ServerResponse, id: string, contextOf: () => Promise<Context>, log: Logger): Promise<void> {
+  return serveRoute(req, res, id, contextOf, log, {
+    what: "Data export",
+    logKey: "dataExportId",
+    methods: ["GET", "HEAD"],
+    async handle(ctx, exportId) {
+      const { dataExport, file } = await openDataExportFile(ctx, exportId);
+      await sendFile(req, res, {
+        size: file.size,
+        headers: {
+          "content-type": DATA_EXPORT_CONTENT_TYPE,
+          "content-disposition": `attachment; filename="parley-data-${dataExport.id}.json"`,
+          etag: `"${dataExport.sha256}"`,
         },
         ranges: false,
         open: async () => file.body,

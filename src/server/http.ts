@@ -10,7 +10,16 @@ import type { Context, ContextDeps } from "../graphql/context";
 import { createContext } from "../graphql/context";
 import { AppError, ErrorCode, unavailableError } from "../graphql/errors";
 import { applyCors } from "./cors";
-import { ARTIFACT_CONTENT_PATH, ARTIFACT_DOWNLOAD_PATH, DOWNLOAD_PATH, serveArtifactDownload, serveArtifactUpload, serveTranscript } from "./download";
+import {
+  ARTIFACT_CONTENT_PATH,
+  ARTIFACT_DOWNLOAD_PATH,
+  DOWNLOAD_PATH,
+  EXPORT_DOWNLOAD_PATH,
+  serveArtifactDownload,
+  serveArtifactUpload,
+  serveDataExport,
+  serveTranscript,
+} from "./download";
 import type { RateLimiter } from "./rate-limit";
 import type { Metrics } from "./metrics";
 
@@ -75,6 +84,7 @@ function fileRoute(pathname: string) {
     [DOWNLOAD_PATH, serveTranscript],
     [ARTIFACT_DOWNLOAD_PATH, serveArtifactDownload],
     [ARTIFACT_CONTENT_PATH, serveArtifactUpload],
+    [EXPORT_DOWNLOAD_PATH, serveDataExport],
   ] as const) {
     const match = pattern.exec(pathname);
     if (match) return { serve, id: match[1] };

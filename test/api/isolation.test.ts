@@ -143,6 +143,7 @@ const cases: Record<string, () => Promise<void>> = {
     refusedWithoutEffect(`mutation($id: UUID!) { revokeServiceGrant(id: $id) }`, { id: "00000000-0000-4000-8000-000000000000" }, "FORBIDDEN"),
   "Query.serviceGrants": () => refusedWithoutEffect(`{ serviceGrants { id } }`, {}, "FORBIDDEN"),
   "Query.auditLogs": () => refusedWithoutEffect(`{ auditLogs { totalCount } }`, {}, "FORBIDDEN"),
+  "Query.backups": () => refusedWithoutEffect(`{ backups { totalCount } }`, {}, "FORBIDDEN"),
   "Query.systemConfigs": () => refusedWithoutEffect(`{ systemConfigs { key } }`, {}, "FORBIDDEN"),
   "Query.systemConfig": () => refusedWithoutEffect(`{ systemConfig(key: "x") { key } }`, {}, "FORBIDDEN"),
   "Subscription.messageAdded": async () => {
@@ -386,7 +387,49 @@ const cases: Record<string, () => Promise<void>> = {
       await client.dispose();
     }
   },
+  // Data exports: an archive is its user's alone; deleting users is for admins.
+  "Mutation.exportMyData": async () => {
+    const archive = await exportedArchive(bob);
+    expect(archive).not.toContain("my secret");
+    expect(archive).not.toContain(conversationId);
+  },
+  "Query.dataExport": async () => refusedWithoutEffect(`query($id: UUID!) { dataExport(id: $id) { id } }`, { id: await aliceExportId() }),
+  "Query.myDataExports": async () => {
+    const id = await aliceExportId();
+    expect(JSON.stringify((await app.ok(`{ myDataExports(first: 100) { edges { node { id } } } }`, {}, bob.token)).myDataExports)).not.toContain(id);
+  },
+  "Mutation.deleteDataExport": async () => {
+    const id = await aliceExportId();
+    await refusedWithoutEffect(`mutation($id: UUID!) { deleteDataExport(id: $id) }`, { id });
+    expect(await app.database.db.knex("data_exports").where({ id }).first("status")).toEqual({ status: "ready" });
+  },
+  "Mutation.deleteUser": async () => {
+    await refusedWithoutEffect(`mutation($u: UUID!) { deleteUser(id: $u, mode: DELETE) { userId } }`, { u: alice.user.id }, "FORBIDDEN");
+    expect(await app.database.db.knex("users").where({ id: alice.user.id }).first("displayName")).toEqual({ displayName: "alice" });
+  },
 };
+
+/** `user`'s READY data export, polled to the end (a bounded number of polls). */
+async function settledExport(user: TestUser, requestId: string): Promise<{ id: string; status: string }> {
+  let current = (await app.ok(`mutation($r: String) { exportMyData(requestId: $r) { id status } }`, { r: requestId }, user.token)).exportMyData;
+  for (let i = 0; i < 1200 && current.status === "PENDING"; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    current = (await app.ok(`query($id: UUID!) { dataExport(id: $id) { id status } }`, { id: current.id }, user.token)).dataExport;
+  }
+  expect(current.status).toBe("READY");
+  return current;
+}
+
+let aliceExport: Promise<string> | undefined;
+const aliceExportId = () => (aliceExport ??= settledExport(alice, "isolation").then((row) => row.id));
+
+/** The text of `user`'s own archive. */
+async function exportedArchive(user: TestUser): Promise<string> {
+  const { id } = await settledExport(user, "isolation");
+  const response = await fetch(`${app.url}/exports/${id}/download`, { headers: { authorization: `Bearer ${user.token}` } });
+  expect(response.status).toBe(200);
+  return response.text();
+}
 
 beforeAll(async () => {
   app = await createTestApp();
@@ -466,6 +509,24 @@ describe("isolation between members", () => {
       get(transcriptId, alice.token),
     ]);
     expect(outsider.status).toBe(404);
+    const body = await outsider.text();
+    expect(body).toBe(await unknown.text());
+    expect(body).not.toContain("my secret");
+    expect(owner.status).toBe(200);
+    expect(await owner.text()).toContain("my secret");
+  });
+
+  it("GET /exports/:id/download answers an outsider (and an admin) 404, exactly like an unknown id", async () => {
+    const id = await aliceExportId();
+    const get = (exportId: string, token: string) => fetch(`${app.url}/exports/${exportId}/download`, { headers: { authorization: `Bearer ${token}` } });
+    const [outsider, unknown, byAdmin, owner] = await Promise.all([
+      get(id, bob.token),
+      get("00000000-0000-4000-8000-000000000000", bob.token),
+      get(id, admin.token),
+      get(id, alice.token),
+    ]);
+    expect(outsider.status).toBe(404);
+    expect(byAdmin.status).toBe(404);
     const body = await outsider.text();
     expect(body).toBe(await unknown.text());
     expect(body).not.toContain("my secret");

@@ -21,6 +21,7 @@ const APP_TABLES = [
   "backup_logs",
   "conversations",
   "cost_tracking",
+  "data_exports",
   "discord_posts",
   "document_chunks",
   "documents",
@@ -426,7 +427,7 @@ describe("the migrated schema", () => {
         expect({ table: name, triggers: triggers.length }).toEqual({ table: name, triggers: 1 });
       }
       expect(tables.map((t) => t.name).sort()).toEqual(
-        ["ai_models", "alert_deliveries", "api_keys", "artifacts", "assistants", "backup_logs", "conversations", "cost_tracking", "discord_posts",
+        ["ai_models", "alert_deliveries", "api_keys", "artifacts", "assistants", "backup_logs", "conversations", "cost_tracking", "data_exports", "discord_posts",
           "documents", "feedback", "knowledge_bases", "messages", "query_cache", "server_configs", "system_alerts", "system_configs", "transcripts",
           "user_budgets", "users"].sort(),
       );

@@ -187,16 +187,38 @@ async function patchActive(knex: Knex, id: string, patch: Partial<Conversation>)
 export async function deleteConversation(ctx: Actor, id: string): Promise<boolean> {
   const current = await getConversation(ctx, id);
   const files = await ctx.db.knex.transaction(async (trx) => {
-    const keys = await lockTranscriptKeys(trx, current.id);
-    const artifactKeys = await lockArtifactKeys(trx, current.id);
-    const deleted = await Conversation.query(trx).deleteById(current.id);
-    if (deleted === 0) throw new NotFoundError("Conversation");
-    await publishConversationDeleted(trx, current.id, current.ownerId); // open streams of it end with NOT_FOUND
+    const deleted = await deleteConversationRows(trx, current);
+    if (!deleted) throw new NotFoundError("Conversation");
     await audit(ctx, { action: "conversation.delete", targetType: "conversation", targetId: id, details: { ownerId: current.ownerId, title: current.title } }, trx);
-    return { keys, artifactKeys };
+    return deleted;
   });
   ctx.loaders.conversationById.clear(id);
+  await removeConversationFiles(ctx, files);
+  return true;
+}
+
+/** Storage keys of a deleted conversation's files, removed once its deletion is committed. */
+export interface ConversationFiles {
+  keys: string[];
+  artifactKeys: string[];
+}
+
+/**
+ * The deleting transaction's part of deleteConversation, shared with retention (ops/retention.ts): locks the
+ * file keys, deletes the row (its messages, transcripts and artifacts by cascade) and ends its open streams.
+ * Undefined when the row was already gone. The caller audits, and removes the files after the commit.
+ */
+export async function deleteConversationRows(trx: Knex.Transaction, conversation: Pick<Conversation, "id" | "ownerId">): Promise<ConversationFiles | undefined> {
+  const keys = await lockTranscriptKeys(trx, conversation.id);
+  const artifactKeys = await lockArtifactKeys(trx, conversation.id);
+  const deleted = await Conversation.query(trx).deleteById(conversation.id).returning("id");
+  if (deleted.length === 0) return undefined;
+  await publishConversationDeleted(trx, conversation.id, conversation.ownerId); // open streams of it end with NOT_FOUND
+  return { keys, artifactKeys };
+}
+
+/** After the commit: the files of deleted conversations (failures are logged with their keys, never thrown). */
+export async function removeConversationFiles(ctx: Actor, files: ConversationFiles): Promise<void> {
   await ctx.transcripts?.removeFiles(files.keys);
   await removeArtifactFiles(ctx, files.artifactKeys);
-  return true;
 }

@@ -8,6 +8,7 @@ import { checkJson, checkText } from "../../graphql/json-input";
 import { isAdmin } from "../user/viewer";
 import { audit } from "../audit/audit.service";
 import { SystemConfig } from "./system-config.model";
+import { parseRetentionPolicy, RETENTION_KEY } from "../ops/retention.policy";
 
 @ArgsType()
 class SetSystemConfigArgs {
@@ -49,6 +50,7 @@ export class SystemConfigResolver {
     checkJson({ value }, "value", "object"); // size and NUL checks; any JSON value is allowed inside
     checkText(key, "key");
     if (description != null) checkText(description, "description");
+    if (key === RETENTION_KEY) parseRetentionPolicy(value); // BAD_USER_INPUT naming every problem; nothing stored
     return ctx.db.knex.transaction(async (trx) => {
       const [row] = await trx("system_configs")
         .insert({ key, value: JSON.stringify(value), description: description ?? null, updatedBy: ctx.viewer!.id })

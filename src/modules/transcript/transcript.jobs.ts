@@ -1,21 +1,26 @@
 /**
- * Runs exports and owns the storage backend. One per server process.
+ * Runs file exports in the background and owns the storage backend. One per server process. Two kinds of
+ * export share the machinery: transcripts (a conversation as JSON or CSV) and data exports (everything of one
+ * user, modules/privacy). A kind (FileJob) says what its table is and how its file is written; the lease,
+ * takeover, timeouts and clean-up below are the same for both.
  *
- * A transcript row is its own job record. The server that runs an export holds a lease on the row:
+ * A job row is its own job record. The server that runs an export holds a lease on the row:
  * `attempts` says which run it is and `heartbeatAt` is refreshed every quarter of
  * TRANSCRIPT_JOB_TIMEOUT_SECONDS while the run lasts. Every write the run makes to the row names its
- * attempt, so a run that lost its row (conversation deleted) or was taken over stops and deletes its own
- * file instead of overwriting anything.
+ * attempt, so a run that lost its row (conversation or user deleted) or was taken over stops and deletes its
+ * own file instead of overwriting anything.
  *
  * No acknowledged export is lost: a PENDING row whose server died keeps a stale heartbeat, and every server
  * sweeps for such rows when it starts and then periodically, takes them over (attempts + 1) and runs them
  * again from the beginning; after MAX_ATTEMPTS runs the export is FAILED instead. A server shutting down
  * stops its runs and releases their leases (heartbeatAt null), so another server takes them at once.
  */
+import type { Readable } from "node:stream";
 import type { Knex } from "knex";
+import type { Model, ModelClass } from "objection";
 import type { JobObserver, JobOutcome } from "../jobs";
 import type { Logger } from "pino";
-import type { Config } from "../../config";
+import type { Config, EncryptionConfig } from "../../config";
 import { Conversation } from "../conversation/conversation.model";
 import { Transcript } from "./transcript.model";
 import { TranscriptStatus } from "./transcript.enums";
@@ -24,18 +29,55 @@ import { createStorage } from "./storage.factory";
 import { exportConversation, ExportError, exportSpec, type ExportSpec } from "./transcript.export";
 import { CONTENT_TYPES } from "./transcript.serializers";
 import { unavailableError } from "../../graphql/errors";
+import { dataExportJob } from "../privacy/data-export.job";
 
 /** Runs of one export (the first plus takeovers) before it is given up as FAILED. */
 export const MAX_ATTEMPTS = 3;
-/** Stale exports one sweep takes over at most, so that one server does not take every job at once. */
+/** Stale exports one sweep takes over at most (per kind), so that one server does not take every job at once. */
 const SWEEP_BATCH = 4;
 
 class RunStopped extends Error {}
 
-/** The message a FAILED transcript shows: short and safe (no paths, SQL or S3 details). */
+/** The message a FAILED export shows: short and safe (no paths, SQL or S3 details). */
 export function failureMessage(error: unknown): string {
   if (error instanceof ExportError || error instanceof StorageUnavailableError) return error.message;
   return "The export failed unexpectedly";
+}
+
+/**
+ * The columns every job table has: the lease (attempts, heartbeat_at) and what a run settles (status
+ * pending → ready or failed, storage_key, error, completed_at). Statuses are TranscriptStatus's values.
+ */
+export interface JobRow extends Model {
+  id: string;
+  attempts: number;
+}
+
+/** What a run hands its kind's writer. */
+export interface JobRun {
+  knex: Knex;
+  encryption: EncryptionConfig | undefined;
+  /** Stores the file (once) under the run's key; on rejection nothing is stored. */
+  put(body: Readable, contentType: string): Promise<void>;
+  /** Throws when the run must stop (its row was lost or taken over, the server is stopping): call between pages. */
+  checkpoint(): void;
+}
+
+/** One kind of export job. */
+export interface FileJob<Row extends JobRow> {
+  /** The job's label in metrics (parley_background_jobs_total{job}). */
+  metric: string;
+  /** What logs call it ("transcript") and the log field of its id ("transcriptId"). */
+  noun: string;
+  logKey: string;
+  model: ModelClass<Row>;
+  /** The key the run stores its file under: a new one per attempt, so a late write of an old run overwrites nothing. */
+  keyOf(row: Row): string;
+  /**
+   * Writes the row's file through `run.put` and resolves to the columns the READY row gets besides status and
+   * storage key; undefined when what it exports is gone (and the row with it, by cascade).
+   */
+  write(row: Row, run: JobRun): Promise<Partial<Row> | undefined>;
 }
 
 export function storageKeyOf(transcript: Transcript): string {
@@ -57,6 +99,32 @@ export function specOf(transcript: Transcript, conversation: Conversation): Expo
     includeSystem: transcript.includeSystem,
   });
 }
+
+export const transcriptJob: FileJob<Transcript> = {
+  metric: "transcript-export",
+  noun: "transcript",
+  logKey: "transcriptId",
+  model: Transcript,
+  keyOf: storageKeyOf,
+  async write(transcript, run) {
+    const conversation = await Conversation.query(run.knex).findById(transcript.conversationId);
+    if (!conversation) return undefined; // deleted, and the transcript with it
+    return exportConversation(
+      run.knex,
+      run.encryption,
+      specOf(transcript, conversation),
+      (body) => run.put(body, CONTENT_TYPES[transcript.format]),
+      () => run.checkpoint(),
+    );
+  },
+};
+
+/**
+ * The kinds every server runs and sweeps for: every process that runs exports must also take over the stale
+ * ones of each kind. Listed here, the default of the constructor, so that the processes constructing the
+ * runner (server/app.ts, discord/main.ts) need no change per kind.
+ */
+export const FILE_JOBS: readonly FileJob<JobRow>[] = [transcriptJob as unknown as FileJob<JobRow>, dataExportJob as unknown as FileJob<JobRow>];
 
 /**
  * The storage keys of a conversation's transcripts, read inside the transaction that deletes it. FOR UPDATE
@@ -81,6 +149,7 @@ export class TranscriptJobs {
     private readonly config: Pick<Config, "transcripts" | "encryption">,
     private readonly log: Logger,
     storage?: TranscriptStorage,
+    private readonly kinds: readonly FileJob<JobRow>[] = FILE_JOBS,
   ) {
     this.storage = storage ?? createStorage(config.transcripts);
   }
@@ -96,6 +165,7 @@ export class TranscriptJobs {
   start(): void {
     const sweep = () => {
       const started = performance.now();
+      // One label for the sweep of every kind: it is one run over the job tables.
       const done = (outcome: JobOutcome) => this.observe?.("transcript-sweep", outcome, (performance.now() - started) / 1000);
       this.sweeping = this.sweep().then(
         () => done("ok"),
@@ -113,7 +183,15 @@ export class TranscriptJobs {
   /** Claims PENDING exports whose server stopped answering, and runs them here; cleans up the storage. Returns how many claimed. */
   async sweep(): Promise<number> {
     if (this.disposed) return 0;
-    const stale = this.knex("transcripts")
+    let count = 0;
+    for (const kind of this.kinds) count += await this.sweepKind(kind);
+    // Leftovers of writes that failed while the storage was away (S3: multipart uploads not yet aborted).
+    await this.storage.cleanUp().catch((error: unknown) => this.log.warn({ err: error }, "transcript storage cleanup failed; retried on the next sweep"));
+    return count;
+  }
+
+  private async sweepKind<Row extends JobRow>(kind: FileJob<Row>): Promise<number> {
+    const stale = this.knex(kind.model.tableName)
       .select("id")
       .where("status", TranscriptStatus.PENDING)
       .where((q) => q.whereNull("heartbeatAt").orWhere("heartbeatAt", "<", this.knex.raw("now() - make_interval(secs => ?)", [this.timeoutSeconds])))
@@ -121,89 +199,97 @@ export class TranscriptJobs {
       .limit(SWEEP_BATCH)
       .forUpdate()
       .skipLocked();
-    const claimed = (await Transcript.query(this.knex)
-      .patch({ attempts: this.knex.raw("attempts + 1"), heartbeatAt: this.knex.raw("now()") } as unknown as Partial<Transcript>)
-      .whereIn("id", stale)
+    const claimed = (await kind.model
+      .query(this.knex)
+      .patch({ attempts: this.knex.raw("attempts + 1"), heartbeatAt: this.knex.raw("now()") } as unknown as Partial<Row>)
+      .whereIn("id", stale as unknown as readonly string[]) // a subquery: Objection's generic overloads do not take knex's builder
       .where("status", TranscriptStatus.PENDING)
-      .returning("*")) as unknown as Transcript[];
-    for (const transcript of claimed) {
-      this.log.info({ transcriptId: transcript.id, attempt: transcript.attempts }, "taking over an interrupted transcript export");
-      this.runInBackground(transcript);
+      .returning("*")) as unknown as Row[];
+    for (const row of claimed) {
+      this.log.info({ [kind.logKey]: row.id, attempt: row.attempts }, `taking over an interrupted ${kind.noun} export`);
+      this.runJobInBackground(kind, row);
     }
-    // Leftovers of writes that failed while the storage was away (S3: multipart uploads not yet aborted).
-    await this.storage.cleanUp().catch((error: unknown) => this.log.warn({ err: error }, "transcript storage cleanup failed; retried on the next sweep"));
     return claimed.length;
   }
 
-  /** Runs the export of a row this process holds the lease of, without waiting for it. */
+  /** Runs the export of a transcript this process holds the lease of, without waiting for it. */
   runInBackground(transcript: Transcript): void {
-    void this.run(transcript);
+    this.runJobInBackground(transcriptJob, transcript);
   }
 
-  /** Runs the export of a row this process holds the lease of; resolves to the row as it ends (never rejects). */
+  /** Runs the export of a transcript this process holds the lease of; resolves to the row as it ends (never rejects). */
   run(transcript: Transcript): Promise<Transcript | undefined> {
+    return this.runJob(transcriptJob, transcript);
+  }
+
+  /** runJob without waiting for it. */
+  runJobInBackground<Row extends JobRow>(kind: FileJob<Row>, row: Row): void {
+    void this.runJob(kind, row);
+  }
+
+  /** Runs the job of a row this process holds the lease of; resolves to the row as it ends (never rejects). */
+  runJob<Row extends JobRow>(kind: FileJob<Row>, row: Row): Promise<Row | undefined> {
     const stop = new AbortController();
-    const done = this.execute(transcript, stop.signal).finally(() => this.runs.delete(transcript.id));
-    this.runs.set(transcript.id, { stop, done });
+    const id = `${kind.model.tableName}:${row.id}`;
+    const done = this.execute(kind, row, stop.signal).finally(() => this.runs.delete(id));
+    this.runs.set(id, { stop, done });
     return done;
   }
 
-  private async execute(transcript: Transcript, stopped: AbortSignal): Promise<Transcript | undefined> {
+  private async execute<Row extends JobRow>(kind: FileJob<Row>, row: Row, stopped: AbortSignal): Promise<Row | undefined> {
     const started = performance.now();
-    const mine = { id: transcript.id, status: TranscriptStatus.PENDING, attempts: transcript.attempts };
-    const log = this.log.child({ transcriptId: transcript.id, attempt: transcript.attempts });
-    if (transcript.attempts > MAX_ATTEMPTS) {
-      return this.settle(mine, { status: TranscriptStatus.FAILED, error: `The export was interrupted ${MAX_ATTEMPTS} times` });
+    const mine = { id: row.id, status: TranscriptStatus.PENDING, attempts: row.attempts };
+    const log = this.log.child({ [kind.logKey]: row.id, attempt: row.attempts });
+    if (row.attempts > MAX_ATTEMPTS) {
+      return this.settle(kind, mine, { status: TranscriptStatus.FAILED, error: `The export was interrupted ${MAX_ATTEMPTS} times` });
     }
-    const key = storageKeyOf(transcript);
+    const key = kind.keyOf(row);
     let stored = false;
     let lost = false;
     const heartbeat = setInterval(() => {
-      this.knex("transcripts")
+      this.knex(kind.model.tableName)
         .where(mine)
         .update({ heartbeatAt: this.knex.raw("now()") })
         .then((rows) => (lost ||= rows === 0))
-        .catch((error: unknown) => log.warn({ err: error }, "transcript heartbeat failed"));
+        .catch((error: unknown) => log.warn({ err: error }, `${kind.noun} heartbeat failed`));
     }, (this.timeoutSeconds / 4) * 1000);
     try {
-      const conversation = await Conversation.query(this.knex).findById(transcript.conversationId);
-      if (!conversation) return undefined; // deleted, and the transcript with it
-      const result = await exportConversation(
-        this.knex,
-        this.config.encryption,
-        specOf(transcript, conversation),
-        async (body) => {
-          await this.storage.put(key, body, CONTENT_TYPES[transcript.format]);
+      const result = await kind.write(row, {
+        knex: this.knex,
+        encryption: this.config.encryption,
+        put: async (body, contentType) => {
+          await this.storage.put(key, body, contentType);
           stored = true;
         },
-        () => {
+        checkpoint: () => {
           if (lost || stopped.aborted) throw new RunStopped();
         },
-      );
-      const ready = await this.settle(mine, { status: TranscriptStatus.READY, storageKey: key, ...result });
+      });
+      if (!result) return undefined; // what it exports is gone, and the row with it
+      const ready = await this.settle(kind, mine, { status: TranscriptStatus.READY, storageKey: key, ...result });
       if (!ready) await this.removeFiles([key]); // the row went away (or to another server) meanwhile
-      else log.info({ messages: result.messageCount, bytes: result.fileSizeBytes }, "transcript ready");
-      this.observe?.("transcript-export", "ok", (performance.now() - started) / 1000);
+      else log.info({ ...(result as Record<string, unknown>) }, `${kind.noun} ready`);
+      this.observe?.(kind.metric, "ok", (performance.now() - started) / 1000);
       return ready;
     } catch (error) {
       // A rejected put stored nothing (TranscriptStorage.put); deleting anyway would only fail again, and
       // log a key to clean up by hand, while the storage is away.
       if (stored) await this.removeFiles([key]);
       if (error instanceof RunStopped) {
-        if (stopped.aborted) await this.knex("transcripts").where(mine).update({ heartbeatAt: null }).catch(() => undefined);
+        if (stopped.aborted) await this.knex(kind.model.tableName).where(mine).update({ heartbeatAt: null }).catch(() => undefined);
         return undefined;
       }
       if (unavailableError(error)) {
         // The database, not the export, failed: pause until it answers, then run the export again from the start
         // (same attempt, same key). Past the job timeout another server may have taken it over; then this run's
         // writes name an attempt that is no longer the row's and change nothing.
-        log.warn({ err: error }, "transcript export paused: the database is unavailable");
-        return (await this.databaseBack(stopped)) ? this.execute(transcript, stopped) : undefined;
+        log.warn({ err: error }, `${kind.noun} export paused: the database is unavailable`);
+        return (await this.databaseBack(stopped)) ? this.execute(kind, row, stopped) : undefined;
       }
-      log.error({ err: error }, "transcript export failed");
-      this.observe?.("transcript-export", "failed", (performance.now() - started) / 1000);
-      return this.settle(mine, { status: TranscriptStatus.FAILED, error: failureMessage(error) }).catch((settleError: unknown) => {
-        log.error({ err: settleError }, "could not mark the transcript FAILED"); // the sweep retries it later
+      log.error({ err: error }, `${kind.noun} export failed`);
+      this.observe?.(kind.metric, "failed", (performance.now() - started) / 1000);
+      return this.settle(kind, mine, { status: TranscriptStatus.FAILED, error: failureMessage(error) }).catch((settleError: unknown) => {
+        log.error({ err: settleError }, `could not mark the ${kind.noun} FAILED`); // the sweep retries it later
         return undefined;
       });
     } finally {
@@ -225,11 +311,12 @@ export class TranscriptJobs {
   }
 
   /** Ends this run's lease with `patch`; undefined when the row is no longer this run's. */
-  private async settle(mine: Record<string, unknown>, patch: Partial<Transcript>): Promise<Transcript | undefined> {
-    const [row] = (await Transcript.query(this.knex)
-      .patch({ ...patch, heartbeatAt: null, completedAt: this.knex.raw("now()") } as unknown as Partial<Transcript>)
+  private async settle<Row extends JobRow>(kind: FileJob<Row>, mine: Record<string, unknown>, patch: Record<string, unknown>): Promise<Row | undefined> {
+    const [row] = (await kind.model
+      .query(this.knex)
+      .patch({ ...patch, heartbeatAt: null, completedAt: this.knex.raw("now()") } as unknown as Partial<Row>)
       .where(mine)
-      .returning("*")) as unknown as Transcript[];
+      .returning("*")) as unknown as Row[];
     return row;
   }
 
