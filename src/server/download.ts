@@ -16,7 +16,7 @@ import type { Context } from "../graphql/context";
 import { AppError, ErrorCode, ServiceUnavailableError, unavailableError } from "../graphql/errors";
 import { openTranscriptFile } from "../modules/transcript/transcript.service";
 import { CONTENT_TYPES } from "../modules/transcript/transcript.serializers";
-import { StorageUnavailableError, type ByteRange } from "../modules/transcript/transcript.storage";
+import { StorageUnavailableError, type ByteRange, type StoredFile } from "../modules/transcript/transcript.storage";
 import { openArtifactDownload, uploadArtifactContent } from "../modules/artifact/artifact.service";
 import { openDataExportFile } from "../modules/privacy/data-export.service";
 import { DATA_EXPORT_CONTENT_TYPE } from "../modules/privacy/data-export.archive";
@@ -168,23 +168,24 @@ async function sendFile(req: http.IncomingMessage, res: http.ServerResponse, fil
   await pipeline(await file.open(range), res);
 }
 
+/** A stored export (transcript, data export) as an attachment, whole: its SHA-256 is its ETag. */
+function sendWholeFile(req: http.IncomingMessage, res: http.ServerResponse, file: StoredFile, contentType: string, name: string, sha256: string | null): Promise<void> {
+  return sendFile(req, res, {
+    size: file.size,
+    headers: { "content-type": contentType, "content-disposition": `attachment; filename="${name}"`, etag: `"${sha256}"` },
+    ranges: false,
+    open: async () => file.body,
+    release: () => file.body.destroy(),
+  });
+}
+
 export function serveTranscript(req: http.IncomingMessage, res: http.ServerResponse, id: string, contextOf: () => Promise<Context>, log: Logger): Promise<void> {
   return serveRoute(req, res, id, contextOf, log, {
     what: "Transcript",
     methods: ["GET", "HEAD"],
     async handle(ctx, transcriptId) {
       const { transcript, file } = await openTranscriptFile(ctx, transcriptId);
-      await sendFile(req, res, {
-        size: file.size,
-        headers: {
-          "content-type": CONTENT_TYPES[transcript.format],
-          "content-disposition": `attachment; filename="transcript-${transcript.id}.${transcript.format}"`,
-          etag: `"${transcript.sha256}"`,
-        },
-        ranges: false,
-        open: async () => file.body,
-        release: () => file.body.destroy(),
-      });
+      await sendWholeFile(req, res, file, CONTENT_TYPES[transcript.format], `transcript-${transcript.id}.${transcript.format}`, transcript.sha256);
     },
   });
 }
@@ -196,17 +197,7 @@ export function serveDataExport(req: http.IncomingMessage, res: http.ServerRespo
     methods: ["GET", "HEAD"],
     async handle(ctx, exportId) {
       const { dataExport, file } = await openDataExportFile(ctx, exportId);
-      await sendFile(req, res, {
-        size: file.size,
-        headers: {
-          "content-type": DATA_EXPORT_CONTENT_TYPE,
-          "content-disposition": `attachment; filename="parley-data-${dataExport.id}.json"`,
-          etag: `"${dataExport.sha256}"`,
-        },
-        ranges: false,
-        open: async () => file.body,
-        release: () => file.body.destroy(),
-      });
+      await sendWholeFile(req, res, file, DATA_EXPORT_CONTENT_TYPE, `parley-data-${dataExport.id}.json`, dataExport.sha256);
     },
   });
 }

@@ -478,6 +478,14 @@ async function expectContentGone(cast: Cast, files: { before: string[]; gone: st
   expect(after).toEqual(files.before.filter((file) => !files.gone.includes(file)));
 }
 
+/** The user's inbox subscription, once the server runs its stream. */
+async function openInbox(token: string): Promise<RawSubscription> {
+  const streams = app.server.live.size;
+  const inbox = await RawSubscription.open(app.url, token, `subscription { conversationsChanged { conversationId } }`, {});
+  for (let i = 0; i < 1000 && app.server.live.size <= streams; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  return inbox;
+}
+
 describe("deleteUser ANONYMIZE", () => {
   let result: any;
   let bobBefore: Awaited<ReturnType<typeof footprint>>;
@@ -503,9 +511,7 @@ describe("deleteUser ANONYMIZE", () => {
     for (const file of gone) expect(filesBefore).toContain(file);
     bobBefore = await footprint(bob.user.user.id, [alice.own]);
     // An open subscription of Alice's: her inbox, which nothing but the access change ends.
-    const streams = app.server.live.size;
-    inbox = await RawSubscription.open(app.url, alice.user.token, `subscription { conversationsChanged { conversationId } }`, {});
-    for (let i = 0; i < 1000 && app.server.live.size <= streams; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    inbox = await openInbox(alice.user.token);
     expect(inbox.ended).toBeUndefined();
     result = (await app.ok(DELETE_USER, { id: alice.user.user.id, mode: "ANONYMIZE" }, admin.token)).deleteUser;
   });
@@ -610,9 +616,7 @@ describe("deleteUser DELETE", () => {
     expect(gone).toHaveLength(3);
     filesBefore = filesBelow(dir);
     bobBefore = await footprint(bob.user.user.id, [carol.own]);
-    const streams = app.server.live.size;
-    stream = await RawSubscription.open(app.url, carol.user.token, `subscription { conversationsChanged { conversationId } }`, {});
-    for (let i = 0; i < 1000 && app.server.live.size <= streams; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    stream = await openInbox(carol.user.token);
     result = (await app.ok(DELETE_USER, { id: carol.user.user.id, mode: "DELETE" }, admin.token)).deleteUser;
   });
   afterAll(() => stream?.socket.close());

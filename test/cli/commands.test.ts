@@ -16,7 +16,7 @@ import { MIGRATIONS_DIR } from "../../src/db/migration-source";
 
 const MIGRATIONS = fs.readdirSync(MIGRATIONS_DIR).filter((file) => /\.(ts|js)$/.test(file) && !file.endsWith(".d.ts")).length;
 /** The application's tables (test/db/migrations.test.ts names them). */
-const TABLES = 32;
+const TABLES = 33;
 
 /** The database these commands target: an empty PostgreSQL database, or a PGlite folder in a temp dir. */
 let target: CliTarget;

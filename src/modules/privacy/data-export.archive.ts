@@ -26,14 +26,13 @@
  * out who reported them (a service's id is not the user's data). Messages added to an owned conversation while
  * the archive is written are left out past the conversation's last seq when it was reached.
  */
-import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { Knex } from "knex";
 import type { EncryptionConfig } from "../../config";
 import { messageText, UndecryptableContentError } from "../message/encryption";
 import type { Conversation } from "../conversation/conversation.model";
 import { TranscriptFormat } from "../transcript/transcript.enums";
-import { ExportError, exportSpec, readMessages, EXPORT_BATCH } from "../transcript/transcript.export";
+import { ExportError, exportSpec, readMessages, EXPORT_BATCH, sinkText } from "../transcript/transcript.export";
 import { MESSAGE_FIELDS, type ExportMessage } from "../transcript/transcript.serializers";
 import type { DataExportCounts } from "./data-export.model";
 
@@ -261,31 +260,6 @@ export async function writeArchive(
   const user: Row | undefined = await knex("users").where({ id: request.userId }).first(USER_COLUMNS);
   if (!user) return undefined;
   const counts: DataExportCounts = { conversations: 0, messages: 0, messagesElsewhere: 0, feedback: 0, usage: 0 };
-  const hash = createHash("sha256");
-  let bytes = 0;
-  let sourceError: unknown;
-  const texts = archiveText(knex, encryption, request, user, counts, onPage);
-  async function* encoded(): AsyncGenerator<Buffer> {
-    try {
-      for (;;) {
-        const next = await texts.next().catch((error: unknown) => {
-          sourceError = error;
-          throw error;
-        });
-        if (next.done) return;
-        const chunk = Buffer.from(next.value, "utf8");
-        hash.update(chunk);
-        bytes += chunk.length;
-        yield chunk;
-      }
-    } finally {
-      await texts.return(undefined); // stops the reading when the sink gave up first
-    }
-  }
-  try {
-    await sink(Readable.from(encoded(), { objectMode: false }));
-  } catch (error) {
-    throw sourceError ?? error;
-  }
-  return { fileSizeBytes: bytes, sha256: hash.digest("hex"), counts };
+  const written = await sinkText(archiveText(knex, encryption, request, user, counts, onPage), sink);
+  return { ...written, counts };
 }

@@ -155,7 +155,6 @@ export async function exportConversation(
   sink: (body: Readable) => Promise<void>,
   onProgress?: (progress: ExportProgress) => Promise<void> | void,
 ): Promise<ExportResult> {
-  const hash = createHash("sha256");
   const progress: ExportProgress = { messages: 0, bytes: 0, seq: spec.range.fromSeq - 1 };
   const messages = readMessages(knex, encryption, spec, async (seq) => {
     progress.seq = seq;
@@ -167,9 +166,26 @@ export async function exportConversation(
       yield message;
     }
   }
+  const written = await sinkText(serialize(spec.transcript.format, spec, counted()), sink, (bytes) => (progress.bytes += bytes));
+  progress.seq = spec.range.toSeq;
+  await onProgress?.({ ...progress });
+  return { messageCount: progress.messages, ...written };
+}
+
+/**
+ * Streams `texts` as UTF-8 into `sink`, hashing what goes: the file's size and SHA-256 once the sink resolved.
+ * A failure of the reading side reaches the sink as a stream error and is rethrown as it was (not as the sink's
+ * wrapping of it); a failing sink's own rejection is rethrown as the sink's, and stops the reading.
+ */
+export async function sinkText(
+  texts: AsyncGenerator<string>,
+  sink: (body: Readable) => Promise<void>,
+  onBytes?: (bytes: number) => void,
+): Promise<{ fileSizeBytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
   let sourceError: unknown;
   async function* encoded(): AsyncGenerator<Buffer> {
-    const texts = serialize(spec.transcript.format, spec, counted());
     try {
       for (;;) {
         const next = await texts.next().catch((error: unknown) => {
@@ -179,7 +195,8 @@ export async function exportConversation(
         if (next.done) return;
         const bytes = Buffer.from(next.value, "utf8");
         hash.update(bytes);
-        progress.bytes += bytes.length;
+        size += bytes.length;
+        onBytes?.(bytes.length);
         yield bytes;
       }
     } finally {
@@ -191,7 +208,5 @@ export async function exportConversation(
   } catch (error) {
     throw sourceError ?? error;
   }
-  progress.seq = spec.range.toSeq;
-  await onProgress?.({ ...progress });
-  return { messageCount: progress.messages, fileSizeBytes: progress.bytes, sha256: hash.digest("hex") };
+  return { fileSizeBytes: size, sha256: hash.digest("hex") };
 }
