@@ -49,7 +49,7 @@ describe("setSystemConfig(key: \"retention\")", () => {
     ["a string", { metricsDays: "x" }, 'metricsDays must be a whole number of days from 1 to 36500, or null to keep forever; got "x"'],
     ["a number as text", { queryHistoryDays: "90" }, 'queryHistoryDays must be a whole number of days from 1 to 36500, or null to keep forever; got "90"'],
     ["more than a hundred years", { backupLogDays: 36_501 }, "backupLogDays must be a whole number of days from 1 to 36500"],
-    ["an unknown key", { metricDays: 30 }, 'unknown key "metricDays" (known: archiveInactiveDays, deleteArchivedDays, metricsDays, auditLogDays, backupLogDays, resolvedAlertDays, queryHistoryDays)'],
+    ["an unknown key", { metricDays: 30 }, 'unknown key "metricDays" (known: archiveInactiveDays, deleteArchivedDays, metricsDays, auditLogDays, backupLogDays, resolvedAlertDays, queryHistoryDays, dataExportDays)'],
     ["an unknown origin", { archiveInactiveDays: { slack: 30 } }, 'archiveInactiveDays: unknown origin "slack" (known: web, discord, api)'],
     ["an origin in capitals", { archiveInactiveDays: { WEB: 30 } }, 'archiveInactiveDays: unknown origin "WEB"'],
     ["days for every origin at once", { archiveInactiveDays: 30 }, "archiveInactiveDays must be an object of days per origin"],

@@ -60,7 +60,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await knex.raw("truncate metrics, audit_logs, backup_logs, system_alerts, query_history, conversations, system_configs cascade");
+  await knex.raw("truncate metrics, audit_logs, backup_logs, system_alerts, query_history, conversations, system_configs, data_exports cascade");
   events.length = 0;
 });
 
@@ -150,6 +150,7 @@ describe("the retention pass", () => {
       backupLogDays: 2,
       resolvedAlertDays: 1,
       queryHistoryDays: 1,
+      dataExportDays: [0, 0],
       deleteArchivedDays: [0, 0],
       "archiveInactiveDays.web": 0,
       "archiveInactiveDays.discord": 0,
@@ -178,6 +179,30 @@ describe("the retention pass", () => {
     expect(summary).toMatchObject({ actorId: null, requestId: done.runId, details: { counts: { metricsDays: 1, queryHistoryDays: 1 } } });
 
     expect(counts(await pass({ dryRun: true }))).toEqual({ ...expected, metricsDays: 0, auditLogDays: 0, backupLogDays: 0, resolvedAlertDays: 0, queryHistoryDays: 0 });
+  });
+
+  it("deletes data exports past their age with their files, and never one still being written", async () => {
+    await setPolicy({ dataExportDays: 30 });
+    const exportRow = async (status: "ready" | "failed" | "pending", createdAt: Date) => {
+      const storageKey = status === "ready" ? `exports/${owner}/${randomUUID()}-1.json` : null;
+      const ready = status === "ready" ? { storageKey, sha256: SHA, fileSizeBytes: 4, counts: JSON.stringify({ conversations: 0 }) } : {};
+      await knex("data_exports").insert({ userId: owner, status, createdAt, ...ready, ...(status === "failed" ? { error: "storage away" } : {}) });
+      if (storageKey) await transcripts.storage.put(storageKey, Readable.from([Buffer.from("{}\n")]), "application/json");
+      return storageKey;
+    };
+    const oldReady = await exportRow("ready", ago(30, -1)); // goes, with its file
+    await exportRow("failed", ago(31)); // goes (no file)
+    const edge = await exportRow("ready", ago(30)); // stays: exactly its age
+    await exportRow("pending", ago(400)); // stays: still being written (its run will end it)
+
+    expect(counts(await pass({ dryRun: true }))).toMatchObject({ dataExportDays: [2, 1] });
+    expect(await count("data_exports")).toBe(4);
+    expect(stored(oldReady!)).toBe(true);
+
+    expect(counts(await pass())).toMatchObject({ dataExportDays: [2, 1] });
+    expect((await knex("data_exports").orderBy("createdAt").select("status")).map((row) => row.status)).toEqual(["pending", "ready"]);
+    expect(stored(oldReady!)).toBe(false);
+    expect(stored(edge!)).toBe(true);
   });
 
   it("archives conversations inactive past their origin's age as archiveConversation does, and leaves the rest", async () => {

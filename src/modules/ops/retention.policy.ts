@@ -13,6 +13,8 @@
  *   backupLogDays         backup_logs rows, by started_at, except completed backups whose file is still kept
  *   resolvedAlertDays     system_alerts resolved this long ago (open ones stay), with their webhook deliveries
  *   queryHistoryDays      query_history rows (knowledge questions and answers), by created_at
+ *   dataExportDays        data exports (users' archives of their data) and their files, by created_at; a PENDING
+ *                         one stays until it ends
  *
  * Each is a whole number of days from 1 to MAX_DAYS; a field left out (or null) keeps that kind forever, and no
  * policy at all (no row, or a null value) keeps everything. A day is 24 hours counted back from the pass's clock.
@@ -30,7 +32,7 @@ export const MIN_AUDIT_LOG_DAYS = 30;
 export const ORIGINS = Object.values(ConversationOrigin);
 
 /** The policy's fields that are a number of days (archiveInactiveDays is one per origin). */
-export const LOG_KEYS = ["metricsDays", "auditLogDays", "backupLogDays", "resolvedAlertDays", "queryHistoryDays"] as const;
+export const LOG_KEYS = ["metricsDays", "auditLogDays", "backupLogDays", "resolvedAlertDays", "queryHistoryDays", "dataExportDays"] as const;
 export type LogKey = (typeof LOG_KEYS)[number];
 
 export type Days = number | null;
@@ -43,6 +45,7 @@ export interface RetentionPolicy {
   backupLogDays: Days;
   resolvedAlertDays: Days;
   queryHistoryDays: Days;
+  dataExportDays: Days;
 }
 
 const KEYS = ["archiveInactiveDays", "deleteArchivedDays", ...LOG_KEYS] as const;
@@ -93,6 +96,7 @@ export function parseRetentionPolicy(value: unknown): RetentionPolicy | null {
     backupLogDays: days(value.backupLogDays, "backupLogDays", problems),
     resolvedAlertDays: days(value.resolvedAlertDays, "resolvedAlertDays", problems),
     queryHistoryDays: days(value.queryHistoryDays, "queryHistoryDays", problems),
+    dataExportDays: days(value.dataExportDays, "dataExportDays", problems),
   };
   if (problems.length) throw new RetentionPolicyError(problems);
   return policy;

@@ -96,6 +96,8 @@ interface LogCategory {
   column: string;
   /** Rows that must stay whatever their age. */
   keep?: string;
+  /** The rows' storage_key names a stored file, removed once its row's batch is committed. */
+  files?: true;
 }
 
 const LOGS: LogCategory[] = [
@@ -106,6 +108,8 @@ const LOGS: LogCategory[] = [
   // Open alerts are work to do; a resolved one goes with its webhook deliveries (cascade).
   { key: "resolvedAlertDays", what: "resolved alerts", table: "system_alerts", column: "resolved_at" },
   { key: "queryHistoryDays", what: "query history (knowledge questions)", table: "query_history", column: "created_at" },
+  // A user's archive of their data: a copy of everything, not kept longer than asked; one being written stays.
+  { key: "dataExportDays", what: "data exports", table: "data_exports", column: "created_at", keep: "status = 'pending'", files: true },
 ];
 
 /** An archived conversation's age: from ended_at, which archiving sets; a row archived by hand without it, updated_at. */
@@ -184,23 +188,30 @@ async function pass(deps: RetentionDeps, on: Session, runId: string, options: Re
   for (const log of LOGS) {
     const days = policy[log.key];
     const cutoff = before(days);
-    const result: RetentionCategoryResult = { key: log.key, what: log.what, days, before: cutoff, count: 0 };
+    const result: RetentionCategoryResult = { key: log.key, what: log.what, days, before: cutoff, count: 0, ...(log.files ? { files: 0 } : {}) };
     report.categories.push(result);
     if (!cutoff) continue;
     const keep = log.keep;
     const where = `${log.column} < ?${keep ? ` and not ${keep}` : ""}`;
+    const keys = log.files ? "coalesce(array_agg(storage_key) filter (where storage_key is not null), '{}')" : "'{}'::text[]";
     if (dryRun) {
-      result.count = (await on.rows<{ n: number }>(`select count(*)::int as n from ${log.table} where ${where}`, [cutoff]))[0].n;
+      const [counted] = await on.rows<{ n: number; keys: string[] }>(`select count(*)::int as n, ${keys} as keys from ${log.table} where ${where}`, [cutoff]);
+      Object.assign(result, { count: counted.n }, log.files ? { files: counted.keys.length } : {});
       continue;
     }
     result.count = await batches(async () => {
-      const [{ n }] = await on.rows<{ n: number }>(
+      const [gone] = await on.rows<{ n: number; keys: string[] }>(
         `with doomed as (select id from ${log.table} where ${where} order by ${log.column} limit ? for update skip locked),
-          gone as (delete from ${log.table} where id in (select id from doomed) returning 1)
-         select count(*)::int as n from gone`,
+          gone as (delete from ${log.table} where id in (select id from doomed) returning *)
+         select count(*)::int as n, ${keys} as keys from gone`,
         [cutoff, batchSize],
       );
-      return { done: n, full: n === batchSize };
+      if (gone.keys.length) {
+        // After the rows' statement committed (autocommit): a failure to remove is logged by removeFiles, the rows stay gone.
+        await deps.transcripts.removeFiles(gone.keys);
+        result.files! += gone.keys.length;
+      }
+      return { done: gone.n, full: gone.n === batchSize };
     });
   }
 

@@ -80,7 +80,9 @@ export async function deleteUser(ctx: Actor, id: string, mode: DeleteUserMode): 
   if (mode !== DeleteUserMode.ANONYMIZE && mode !== DeleteUserMode.DELETE) throw new BadUserInputError("mode must be ANONYMIZE or DELETE", { field: "mode" });
   if (id === viewer.id) throw new ForbiddenError("Admins cannot delete or anonymize themselves");
 
-  const done = await ctx.db.knex.transaction(async (trx) => {
+  // On the maintenance pool: a user of years may own thousands of conversations, more than the API's statement
+  // timeout lets one statement delete.
+  const done = await ctx.db.maintenance.transaction(async (trx) => {
     // The row lock queues concurrent deletions of the user, and writes that reference the user (their foreign key
     // checks) until this commits.
     const found = await trx("users").where({ id }).forUpdate().first("id");
