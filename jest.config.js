@@ -13,8 +13,9 @@ const project = (db) => ({
   displayName: db,
   testEnvironment: "node",
   testMatch: ["<rootDir>/test/**/*.test.ts"],
-  // Several server processes on one database need a database server: not the embedded PGlite.
-  testPathIgnorePatterns: db === "pglite" ? ["/node_modules/", "<rootDir>/test/server/processes\\.test\\.ts$", "<rootDir>/test/server/pgbouncer\\.test\\.ts$", "<rootDir>/test/server/crash\\.test\\.ts$", "<rootDir>/test/server/outage\\.test\\.ts$", "<rootDir>/test/server/slow-database\\.test\\.ts$", "<rootDir>/test/db/vectors-missing\\.test\\.ts$"] : ["/node_modules/"],
+  // Several server processes on one database need a database server: not the embedded PGlite. The browser
+  // suites (test/browser) test the page, not the database: they run once, on PostgreSQL.
+  testPathIgnorePatterns: db === "pglite" ? ["/node_modules/", "<rootDir>/test/server/processes\\.test\\.ts$", "<rootDir>/test/server/pgbouncer\\.test\\.ts$", "<rootDir>/test/server/crash\\.test\\.ts$", "<rootDir>/test/server/outage\\.test\\.ts$", "<rootDir>/test/server/slow-database\\.test\\.ts$", "<rootDir>/test/db/vectors-missing\\.test\\.ts$", "<rootDir>/test/browser/"] : ["/node_modules/"],
   transform: { "^.+\\.(t|j)s$": swc },
   globalSetup: `<rootDir>/test/setup/global-setup-${db}.ts`,
   globalTeardown: `<rootDir>/test/setup/global-teardown-${db}.ts`,

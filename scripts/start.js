@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `npm start`: compiles the TypeScript when dist/ is missing or older than the sources, then runs the
+ * `npm start`: compiles the TypeScript when dist/ is missing or older than the sources (and bundles Parley
+ * Console when console/ changed, scripts/build-console.js), then runs the
  * server (which applies migrations to the embedded database itself). `npm run discord` (argument
  * "discord") runs the Discord adapter alone the same way. Plain JavaScript on purpose: it must run before
  * anything is built.
@@ -29,5 +30,10 @@ if (!built || built.mtimeMs < newestSource) {
     stdio: "inherit",
   });
   fs.utimesSync(entry, new Date(), new Date()); // tsc keeps unchanged outputs' times; mark the build as fresh
+}
+// Parley Console (console/ → dist/console), bundled by esbuild when its sources changed since the last build.
+if (process.argv[2] !== "discord" && require("./build-console").isStale()) {
+  console.error("Building Parley Console (esbuild)...");
+  execFileSync(process.execPath, [path.join(__dirname, "build-console.js")], { cwd: root, stdio: "inherit" });
 }
 require(entry);

@@ -121,6 +121,16 @@ export interface Config {
 
   /** Database backups (modules/ops/backup.*): where they go, the schedule, the PostgreSQL tools. */
   backup: BackupConfig;
+
+  /** Parley Console, the web page served at /console (server/console.ts). */
+  console: ConsoleConfig;
+}
+
+export interface ConsoleConfig {
+  /** CONSOLE_ENABLED: serve /console. @default true, except with NODE_ENV=production */
+  enabled: boolean;
+  /** CONSOLE_DIR: the built console (index.html, manifest.json, assets/). @default dist/console of the package */
+  dir: string | undefined;
 }
 
 export interface BackupConfig {
@@ -567,6 +577,10 @@ export function loadConfig(env: Env = process.env): Config {
     alertWebhook: alertWebhookConfig(env),
     knowledge: knowledgeConfig(env),
     backup: backupConfig(env, transcripts),
+    console: {
+      enabled: bool(env, "CONSOLE_ENABLED", nodeEnv !== "production"),
+      dir: env.CONSOLE_DIR ? path.resolve(env.CONSOLE_DIR) : undefined,
+    },
   };
   if (config.defaultPageSize > config.maxPageSize) {
     throw new ConfigError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE");

@@ -1,5 +1,6 @@
 /**
- * The node http server: /graphql (Apollo, plus graphql-ws on the same path), /healthz, /readyz and /metrics.
+ * The node http server: /graphql (Apollo, plus graphql-ws on the same path), /healthz, /readyz, /metrics and
+ * /console (Parley Console, console.ts).
  * A plain http handler instead of express keeps per-request overhead low and the body limit exact.
  */
 import http from "node:http";
@@ -10,6 +11,7 @@ import type { Context, ContextDeps } from "../graphql/context";
 import { createContext } from "../graphql/context";
 import { AppError, ErrorCode, unavailableError } from "../graphql/errors";
 import { applyCors } from "./cors";
+import { CONSOLE_PATH, createConsoleHandler } from "./console";
 import {
   ARTIFACT_CONTENT_PATH,
   ARTIFACT_DOWNLOAD_PATH,
@@ -122,6 +124,7 @@ export async function requestContext(deps: HttpHandlerDeps, req: http.IncomingMe
 export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
   const { apollo, config, db, log, metrics } = deps;
   const metricsHere = metrics && config.metrics.port === undefined ? metrics : undefined;
+  const serveConsole = config.console.enabled ? createConsoleHandler(config.console, log) : undefined;
   return async (req, res) => {
     const started = process.hrtime.bigint();
     const header = req.headers["x-request-id"];
@@ -139,6 +142,7 @@ export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
         const ready = await db.isReady();
         return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "unavailable" });
       }
+      if (serveConsole && CONSOLE_PATH.test(url.pathname)) return await serveConsole(req, res, url.pathname);
       const file = fileRoute(url.pathname);
       if (file) {
         applyCors(req, res, config.corsOrigins, req.method === "OPTIONS");
