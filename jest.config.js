@@ -26,4 +26,8 @@ const only = process.env.PARLEY_TEST_DB;
 module.exports = {
   projects: ["postgres", "pglite"].filter((db) => !only || only === db).map(project),
   testTimeout: 60000,
+  // At least two test files at once: jest's default (cores - 1) is one on a 2-core machine, which leaves a core
+  // idle while a file waits on PostgreSQL, a child process or the network. Measured on 2 cores: the suite's
+  // files add up to 2,312 s and ran in 1,162 s of wall time with two workers.
+  maxWorkers: Math.max(2, require("node:os").availableParallelism() - 1),
 };
