@@ -1,13 +1,15 @@
 /**
  * The page: the sign-in form until a token works, then the shell (top bar, sections) around the page the
- * route names. Sections are listed in NAV with the roles that may open them, so Usage and Admin slot in
- * there as they are built.
+ * route names. Sections are listed in NAV with the roles that may open them (Admin: admins only; its pages
+ * say "Admins only" to anyone else who types their address).
  */
 import { useEffect } from "preact/hooks";
 import { liveStatus } from "./client";
 import { startInbox } from "./inbox";
+import { AdminPage } from "./pages/admin";
 import { ConversationsPage } from "./pages/conversations";
 import { SignInPage } from "./pages/sign-in";
+import { UsagePage } from "./pages/usage";
 import { Link, location$, navigate, parseRoute, paths, type Route } from "./router";
 import { restoreSession, session, signOut, type Role, type Viewer } from "./session";
 import { useStore } from "./store";
@@ -25,6 +27,18 @@ const NAV: readonly NavItem[] = [
     href: paths.conversations(),
     roles: ["ADMIN", "MEMBER", "SERVICE"],
     active: (route) => route.name === "conversations" || route.name === "conversation",
+  },
+  {
+    label: "Usage",
+    href: paths.usage(),
+    roles: ["ADMIN", "MEMBER", "SERVICE"],
+    active: (route) => route.name === "usage",
+  },
+  {
+    label: "Admin",
+    href: paths.admin(),
+    roles: ["ADMIN"],
+    active: (route) => route.name === "admin",
   },
 ];
 
@@ -96,6 +110,10 @@ function Shell({ viewer }: { viewer: Viewer }) {
               <Link href={paths.conversations()}>Go to your conversations</Link>
             </p>
           </div>
+        ) : route.name === "usage" ? (
+          <UsagePage viewer={viewer} />
+        ) : route.name === "admin" ? (
+          <AdminPage section={route.section} viewer={viewer} />
         ) : (
           <ConversationsPage route={route} viewer={viewer} />
         )}

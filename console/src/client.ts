@@ -120,3 +120,23 @@ export function subscribe<T>(query: string, variables: Record<string, unknown>, 
     },
   );
 }
+
+/**
+ * GETs a file Parley serves behind the bearer token (a transcript's downloadPath): a plain link cannot send
+ * the Authorization header, so the page fetches the bytes and offers them as a blob: URL.
+ */
+export async function fetchFile(path: string): Promise<Blob> {
+  const token = currentToken();
+  let response: Response;
+  try {
+    response = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
+  } catch {
+    throw new ApiError("NETWORK", "Parley could not be reached. Check the connection and try again.");
+  }
+  if (response.status === 401) {
+    expire(token);
+    throw new ApiError("UNAUTHENTICATED", "Not signed in.");
+  }
+  if (!response.ok) throw new ApiError("DOWNLOAD_FAILED", `The download failed (HTTP ${response.status}).`);
+  return response.blob();
+}

@@ -164,3 +164,179 @@ export interface Connection<T> {
   pageInfo: PageInfo;
   totalCount?: number;
 }
+
+export const RENAME_CONVERSATION = `
+  mutation ConsoleRenameConversation($id: UUID!, $title: String!) {
+    updateConversation(id: $id, input: { title: $title }) { ...ConsoleConversationSummary }
+  }
+  ${CONVERSATION_SUMMARY}`;
+
+export const ARCHIVE_CONVERSATION = `
+  mutation ConsoleArchiveConversation($id: UUID!) { archiveConversation(id: $id) { ...ConsoleConversationSummary } }
+  ${CONVERSATION_SUMMARY}`;
+
+export type TranscriptFormat = "CSV" | "JSON";
+
+export interface TranscriptFile {
+  id: string;
+  status: "PENDING" | "READY" | "FAILED";
+  format: TranscriptFormat;
+  downloadPath: string | null;
+  error: string | null;
+  messageCount: number | null;
+}
+
+const TRANSCRIPT_FIELDS = "id status format downloadPath error messageCount";
+
+export const CREATE_TRANSCRIPT = `
+  mutation ConsoleCreateTranscript($input: CreateTranscriptInput!) { createTranscript(input: $input) { ${TRANSCRIPT_FIELDS} } }`;
+
+export const TRANSCRIPT = `
+  query ConsoleTranscript($id: UUID!) { transcript(id: $id) { ${TRANSCRIPT_FIELDS} } }`;
+
+export interface UsageBucket {
+  periodStart: string;
+  model: string | null;
+  userId: string | null;
+  requests: number;
+  errors: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+}
+
+export const USAGE = `
+  query ConsoleUsage($filter: UsageFilter!, $groupBy: [UsageGroupBy!]) {
+    usage(filter: $filter, period: DAY, groupBy: $groupBy) {
+      periodStart model userId requests errors promptTokens completionTokens costUsd
+    }
+  }`;
+
+export interface BudgetState {
+  percent: number;
+  exceeded: boolean;
+  remainingUsd: number;
+  periodStart: string;
+  budget: { id: string; limitUsd: number; period: string; enforcement: string; userId: string | null; guildId: string | null };
+}
+
+const BUDGET_FIELDS = "percent exceeded remainingUsd periodStart budget { id limitUsd period enforcement userId guildId }";
+
+/** The viewer's budget, and (admins) those of the users named, in one request. */
+export function budgetsQuery(userIds: string[]): string {
+  const others = userIds.map((_, index) => `u${index}: budgetStatus(userId: $u${index}) { ${BUDGET_FIELDS} }`).join("\n");
+  const params = userIds.map((_, index) => `$u${index}: UUID!`).join(", ");
+  return `query ConsoleBudgets${params ? `(${params})` : ""} { mine: budgetStatus { ${BUDGET_FIELDS} } ${others} }`;
+}
+
+export interface Alert {
+  id: string;
+  severity: "INFO" | "WARNING" | "CRITICAL";
+  source: string;
+  message: string;
+  createdAt: string;
+  acknowledgedAt: string | null;
+  resolvedAt: string | null;
+  userId: string | null;
+}
+
+const ALERT_FIELDS = "id severity source message createdAt acknowledgedAt resolvedAt userId";
+
+export const ALERTS = `
+  query ConsoleAlerts($first: Int!) {
+    alerts(first: $first, filter: { resolved: false }) { edges { node { ${ALERT_FIELDS} } } totalCount }
+  }`;
+
+export const ALERT_RAISED = `subscription ConsoleAlertRaised { alertRaised { ${ALERT_FIELDS} } }`;
+
+export const ACKNOWLEDGE_ALERT = `mutation ConsoleAcknowledgeAlert($id: UUID!) { acknowledgeAlert(id: $id) { ${ALERT_FIELDS} } }`;
+
+export interface UserRow {
+  id: string;
+  displayName: string;
+  role: "ADMIN" | "MEMBER" | "SERVICE";
+  isActive: boolean;
+}
+
+const USER_FIELDS = "id displayName role isActive";
+
+export const USERS = `
+  query ConsoleUsers($first: Int!, $after: String, $filter: UserFilter) {
+    users(first: $first, after: $after, filter: $filter) { edges { node { ${USER_FIELDS} } } pageInfo { hasNextPage endCursor } totalCount }
+  }`;
+
+export const SET_USER_ROLE = `mutation ConsoleSetUserRole($id: UUID!, $role: Role!) { setUserRole(id: $id, role: $role) { ${USER_FIELDS} } }`;
+export const DEACTIVATE_USER = `mutation ConsoleDeactivateUser($id: UUID!) { deactivateUser(id: $id) { ${USER_FIELDS} } }`;
+export const REACTIVATE_USER = `mutation ConsoleReactivateUser($id: UUID!) { reactivateUser(id: $id) { ${USER_FIELDS} } }`;
+
+export interface ApiKeyRow {
+  id: string;
+  name: string;
+  prefix: string;
+  role: string | null;
+  userId: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+const KEY_FIELDS = "id name prefix role userId createdAt lastUsedAt revokedAt";
+
+export const API_KEYS = `query ConsoleApiKeys($userId: UUID) { apiKeys(userId: $userId) { ${KEY_FIELDS} } }`;
+export const CREATE_API_KEY = `
+  mutation ConsoleCreateApiKey($name: String!, $role: Role, $userId: UUID) { createApiKey(name: $name, role: $role, userId: $userId) { key ${KEY_FIELDS} } }`;
+export const REVOKE_API_KEY = `mutation ConsoleRevokeApiKey($id: UUID!) { revokeApiKey(id: $id) { ${KEY_FIELDS} } }`;
+
+export interface SystemConfigRow {
+  key: string;
+  value: unknown;
+  description: string | null;
+  updatedAt: string;
+}
+
+export const SYSTEM_CONFIGS = `query ConsoleSystemConfigs { systemConfigs { key value description updatedAt } }`;
+export const SET_SYSTEM_CONFIG = `
+  mutation ConsoleSetSystemConfig($key: String!, $value: JSON!) { setSystemConfig(key: $key, value: $value) { key value description updatedAt } }`;
+
+export interface ServiceGrantRow {
+  id: string;
+  serviceId: string;
+  conversationId: string | null;
+  origin: string | null;
+  createdAt: string;
+}
+
+const GRANT_FIELDS = "id serviceId conversationId origin createdAt";
+
+export const SERVICE_GRANTS = `query ConsoleServiceGrants { serviceGrants { ${GRANT_FIELDS} } }`;
+export const GRANT_SERVICE = `mutation ConsoleGrantService($input: GrantServiceInput!) { grantService(input: $input) { ${GRANT_FIELDS} } }`;
+export const REVOKE_SERVICE_GRANT = `mutation ConsoleRevokeServiceGrant($id: UUID!) { revokeServiceGrant(id: $id) }`;
+
+export interface GuildConfigRow {
+  guildId: string;
+  settings: unknown;
+  updatedAt: string;
+}
+
+export const GUILD_CONFIG = `query ConsoleGuildConfig($guildId: String!) { guildConfig(guildId: $guildId) { guildId settings updatedAt } }`;
+export const SET_GUILD_CONFIG = `
+  mutation ConsoleSetGuildConfig($guildId: String!, $settings: JSON!) { setGuildConfig(guildId: $guildId, settings: $settings) { guildId settings updatedAt } }`;
+
+export interface AuditRow {
+  id: string;
+  action: string;
+  actorId: string | null;
+  targetType: string | null;
+  targetId: string | null;
+  createdAt: string;
+  details: unknown;
+}
+
+export const AUDIT_LOGS = `
+  query ConsoleAuditLogs($first: Int!, $after: String, $filter: AuditLogFilter) {
+    auditLogs(first: $first, after: $after, filter: $filter) {
+      edges { node { id action actorId targetType targetId createdAt details } }
+      pageInfo { hasNextPage endCursor }
+      totalCount
+    }
+  }`;

@@ -10,7 +10,12 @@ export const BASE = "/console";
 export type Route =
   | { name: "conversations" }
   | { name: "conversation"; id: string }
+  | { name: "usage" }
+  | { name: "admin"; section: AdminSection }
   | { name: "not-found" };
+
+export type AdminSection = "users" | "keys" | "grants" | "config" | "guilds" | "audit";
+const ADMIN_SECTIONS: readonly AdminSection[] = ["users", "keys", "grants", "config", "guilds", "audit"];
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -18,6 +23,10 @@ export function parseRoute(pathname: string): Route {
   const rest = pathname.startsWith(BASE) ? pathname.slice(BASE.length).replace(/\/+$/, "") : null;
   if (rest === null) return { name: "not-found" };
   if (rest === "" || rest === "/conversations") return { name: "conversations" };
+  if (rest === "/usage") return { name: "usage" };
+  if (rest === "/admin") return { name: "admin", section: "users" };
+  const admin = /^\/admin\/([^/]+)$/.exec(rest);
+  if (admin && (ADMIN_SECTIONS as readonly string[]).includes(admin[1])) return { name: "admin", section: admin[1] as AdminSection };
   const conversation = /^\/conversations\/([^/]+)$/.exec(rest);
   if (conversation && UUID.test(conversation[1])) return { name: "conversation", id: conversation[1].toLowerCase() };
   return { name: "not-found" };
@@ -26,6 +35,8 @@ export function parseRoute(pathname: string): Route {
 export const paths = {
   conversations: () => `${BASE}/conversations`,
   conversation: (id: string) => `${BASE}/conversations/${id}`,
+  usage: () => `${BASE}/usage`,
+  admin: (section: AdminSection = "users") => `${BASE}/admin/${section}`,
 };
 
 export const location$ = new Store<string>(window.location.pathname);

@@ -4,13 +4,17 @@
  */
 import { useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
 import { ApiError, describeError } from "../api";
-import { gql, subscribe } from "../client";
+import { fetchFile, gql, subscribe } from "../client";
 import { MessageList } from "../chat-state";
 import { onConversationChange } from "../inbox";
 import { newRequestId } from "../format";
 import {
   ADD_MESSAGE,
+  ARCHIVE_CONVERSATION,
   CONVERSATION,
+  CREATE_TRANSCRIPT,
+  RENAME_CONVERSATION,
+  TRANSCRIPT,
   CONVERSATION_EVENTS,
   MESSAGE,
   OLDER_MESSAGES,
@@ -18,6 +22,8 @@ import {
   type Connection,
   type ConversationEvent,
   type ConversationSummary,
+  type TranscriptFile,
+  type TranscriptFormat,
 } from "../queries";
 import { Link, paths } from "../router";
 import type { Viewer } from "../session";
@@ -189,7 +195,8 @@ export function ChatView({ id, viewer }: { id: string; viewer: Viewer }) {
 
   const messages = list.current.messages;
   const state = older.current;
-  const canWrite = !!conversation && conversation.status === "ACTIVE" && (conversation.owner.id === viewer.id || viewer.role === "ADMIN");
+  const canManage = !!conversation && (conversation.owner.id === viewer.id || viewer.role === "ADMIN");
+  const canWrite = canManage && conversation!.status === "ACTIVE";
 
   return (
     <div class="chat" data-testid="chat" data-conversation-id={id}>
@@ -206,6 +213,7 @@ export function ChatView({ id, viewer }: { id: string; viewer: Viewer }) {
             <span>{conversation?.messageCount ?? messages.length} messages</span>
           </p>
         </div>
+        {conversation && <ChatActions conversation={conversation} canManage={canManage} onChange={setConversation} />}
       </header>
       {phase.name === "error" && <p class="error banner" role="alert">{phase.message}</p>}
       <div class="messages" ref={scroller} onScroll={onScroll} data-testid="messages">
@@ -302,5 +310,153 @@ function Composer({ conversationId, onSent }: { conversationId: string; onSent(m
         </p>
       )}
     </form>
+  );
+}
+
+type Panel = "none" | "rename" | "export";
+
+/** Rename and archive (owner and admins), and export a transcript (anyone who reads it). */
+function ChatActions({ conversation, canManage, onChange }: { conversation: ConversationSummary; canManage: boolean; onChange(next: ConversationSummary): void }) {
+  const [panel, setPanel] = useState<Panel>("none");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const toggle = (next: Panel) => {
+    setError(null);
+    setPanel(panel === next ? "none" : next);
+  };
+
+  const archive = async () => {
+    if (!window.confirm("Archive this conversation? It stays readable, and nobody can write in it any more.")) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const { archiveConversation } = await gql<{ archiveConversation: ConversationSummary }>(ARCHIVE_CONVERSATION, { id: conversation.id });
+      onChange(archiveConversation);
+    } catch (failure) {
+      setError(describeError(failure));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div class="chat-actions">
+      <div class="row">
+        {canManage && (
+          <button class="button small subtle" type="button" aria-expanded={panel === "rename"} onClick={() => toggle("rename")}>Rename</button>
+        )}
+        {canManage && conversation.status === "ACTIVE" && (
+          <button class="button small subtle" type="button" disabled={busy} onClick={() => void archive()}>Archive</button>
+        )}
+        <button class="button small subtle" type="button" aria-expanded={panel === "export"} onClick={() => toggle("export")}>Export</button>
+      </div>
+      {error && <p class="error" role="alert">{error}</p>}
+      {panel === "rename" && (
+        <RenameForm
+          conversation={conversation}
+          onDone={(next) => {
+            if (next) onChange(next);
+            setPanel("none");
+          }}
+        />
+      )}
+      {panel === "export" && <ExportPanel conversationId={conversation.id} />}
+    </div>
+  );
+}
+
+function RenameForm({ conversation, onDone }: { conversation: ConversationSummary; onDone(next?: ConversationSummary): void }) {
+  const [title, setTitle] = useState(conversation.title);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const save = async () => {
+    const next = title.trim();
+    if (!next || busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const { updateConversation } = await gql<{ updateConversation: ConversationSummary }>(RENAME_CONVERSATION, { id: conversation.id, title: next });
+      onDone(updateConversation);
+    } catch (failure) {
+      setError(describeError(failure));
+      setBusy(false);
+    }
+  };
+  return (
+    <form
+      class="inline-form"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void save();
+      }}
+    >
+      <label class="field">
+        <span>Title</span>
+        <input class="input" value={title} maxLength={200} onInput={(event) => setTitle(event.currentTarget.value)} autoFocus />
+      </label>
+      <button class="button small primary" type="submit" disabled={busy || !title.trim()}>{busy ? "Saving…" : "Save"}</button>
+      <button class="button small subtle" type="button" onClick={() => onDone()}>Cancel</button>
+      {error && <p class="error" role="alert">{error}</p>}
+    </form>
+  );
+}
+
+/** Asks for a transcript, waits for it to be READY, fetches it with the token, and offers it as a blob: link. */
+function ExportPanel({ conversationId }: { conversationId: string }) {
+  const [format, setFormat] = useState<TranscriptFormat>("CSV");
+  const [state, setState] = useState<{ name: "idle" } | { name: "working" } | { name: "ready"; url: string; fileName: string; messages: number | null } | { name: "error"; message: string }>({ name: "idle" });
+  const active = useRef(true);
+  const url = useRef<string | null>(null);
+  useEffect(
+    () => () => {
+      active.current = false;
+      if (url.current) URL.revokeObjectURL(url.current);
+    },
+    [],
+  );
+
+  const start = async () => {
+    setState({ name: "working" });
+    try {
+      let { createTranscript: transcript } = await gql<{ createTranscript: TranscriptFile }>(CREATE_TRANSCRIPT, {
+        input: { conversationId, format, requestId: newRequestId() },
+      });
+      // Large exports are written in the background: poll until they are done.
+      for (let wait = 300; transcript.status === "PENDING"; wait = Math.min(wait * 2, 3_000)) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        if (!active.current) return;
+        ({ transcript } = await gql<{ transcript: TranscriptFile }>(TRANSCRIPT, { id: transcript.id }));
+      }
+      if (transcript.status === "FAILED" || !transcript.downloadPath) throw new Error(transcript.error ?? "The export failed.");
+      const blob = await fetchFile(transcript.downloadPath);
+      if (!active.current) return;
+      if (url.current) URL.revokeObjectURL(url.current);
+      url.current = URL.createObjectURL(blob);
+      setState({ name: "ready", url: url.current, fileName: `conversation-${conversationId}.${format.toLowerCase()}`, messages: transcript.messageCount });
+    } catch (failure) {
+      if (active.current) setState({ name: "error", message: describeError(failure) });
+    }
+  };
+
+  return (
+    <div class="inline-form" data-testid="export-panel">
+      <label class="field">
+        <span>Format</span>
+        <select class="input" aria-label="Format" value={format} onChange={(event) => setFormat(event.currentTarget.value as TranscriptFormat)}>
+          <option value="CSV">CSV</option>
+          <option value="JSON">JSON</option>
+        </select>
+      </label>
+      <button class="button small primary" type="button" disabled={state.name === "working"} onClick={() => void start()}>
+        {state.name === "working" ? "Exporting…" : "Export"}
+      </button>
+      {state.name === "ready" && (
+        <a class="button small" href={state.url} download={state.fileName} data-testid="export-download">
+          Download {state.fileName}
+          {state.messages !== null ? ` (${state.messages} messages)` : ""}
+        </a>
+      )}
+      {state.name === "error" && <p class="error" role="alert">{state.message}</p>}
+    </div>
   );
 }
