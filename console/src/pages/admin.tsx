@@ -4,6 +4,7 @@
  * secret shown once with a copy button, revoke), service grants, system and guild settings as JSON checked
  * before it is sent, and the audit log with filters.
  */
+import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { describeError } from "../api";
 import { gql } from "../client";
@@ -85,73 +86,56 @@ const ROLES: Role[] = ["ADMIN", "MEMBER", "SERVICE"];
 function UsersSection({ viewer }: { viewer: Viewer }) {
   const [users, setUsers] = useState<UserRow[]>([]);
   const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, attempt] = useAttempt();
   const load = async (after: string | null) => {
-    try {
+    await attempt(async () => {
       const { users: page } = await gql<{ users: { edges: { node: UserRow }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(USERS, { first: 50, after });
       setUsers((current) => [...(after ? current : []), ...page.edges.map((edge) => edge.node)]);
       setNext(page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null);
-    } catch (failure) {
-      setError(describeError(failure));
-    }
+    });
   };
   useEffect(() => void load(null), []);
 
   const change = async (query: string, variables: Record<string, unknown>) => {
-    setError(null);
-    try {
+    await attempt(async () => {
       const data = await gql<Record<string, UserRow>>(query, variables);
       const updated = Object.values(data)[0];
       setUsers((current) => current.map((user) => (user.id === updated.id ? updated : user)));
-    } catch (failure) {
-      setError(describeError(failure));
-    }
+    });
   };
 
   return (
     <section aria-label="Users">
       {error && <p class="error" role="alert">{error}</p>}
-      <div class="table-scroll">
-        <table class="table" data-testid="users-table">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Role</th>
-              <th scope="col">Status</th>
-              <th scope="col" />
-            </tr>
-          </thead>
-          <tbody>
-            {users.map((user) => (
-              <tr key={user.id} data-user-id={user.id}>
-                <th scope="row">{user.displayName}</th>
-                <td>
-                  <select
-                    class="input"
-                    aria-label={`Role of ${user.displayName}`}
-                    value={user.role}
-                    disabled={user.id === viewer.id}
-                    onChange={(event) => void change(SET_USER_ROLE, { id: user.id, role: event.currentTarget.value })}
-                  >
-                    {ROLES.map((role) => (
-                      <option key={role} value={role}>{role.toLowerCase()}</option>
-                    ))}
-                  </select>
-                </td>
-                <td>{user.isActive ? <span class="badge">active</span> : <span class="badge danger">deactivated</span>}</td>
-                <td>
-                  {user.id !== viewer.id &&
-                    (user.isActive ? (
-                      <button class="button small subtle" type="button" onClick={() => void change(DEACTIVATE_USER, { id: user.id })}>Deactivate</button>
-                    ) : (
-                      <button class="button small subtle" type="button" onClick={() => void change(REACTIVATE_USER, { id: user.id })}>Reactivate</button>
-                    ))}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable testId="users-table" columns={["Name", "Role", "Status", ""]}>
+        {users.map((user) => (
+          <tr key={user.id} data-user-id={user.id}>
+            <th scope="row">{user.displayName}</th>
+            <td>
+              <select
+                class="input"
+                aria-label={`Role of ${user.displayName}`}
+                value={user.role}
+                disabled={user.id === viewer.id}
+                onChange={(event) => void change(SET_USER_ROLE, { id: user.id, role: event.currentTarget.value })}
+              >
+                {ROLES.map((role) => (
+                  <option key={role} value={role}>{role.toLowerCase()}</option>
+                ))}
+              </select>
+            </td>
+            <td>{user.isActive ? <span class="badge">active</span> : <span class="badge danger">deactivated</span>}</td>
+            <td>
+              {user.id !== viewer.id &&
+                (user.isActive ? (
+                  <button class="button small subtle" type="button" onClick={() => void change(DEACTIVATE_USER, { id: user.id })}>Deactivate</button>
+                ) : (
+                  <button class="button small subtle" type="button" onClick={() => void change(REACTIVATE_USER, { id: user.id })}>Reactivate</button>
+                ))}
+            </td>
+          </tr>
+        ))}
+      </DataTable>
       {next && (
         <button class="button subtle" type="button" onClick={() => void load(next)}>More users</button>
       )}
@@ -165,45 +149,36 @@ function KeysSection({ viewer }: { viewer: Viewer }) {
   const [role, setRole] = useState("");
   const [created, setCreated] = useState<{ name: string; key: string } | null>(null);
   const [copied, setCopied] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const [error, attempt, setError] = useAttempt();
   const [busy, setBusy] = useState(false);
 
   const load = async () => {
-    try {
+    await attempt(async () => {
       setKeys((await gql<{ apiKeys: ApiKeyRow[] }>(API_KEYS, {})).apiKeys);
-    } catch (failure) {
-      setError(describeError(failure));
-    }
+    });
   };
   useEffect(() => void load(), []);
 
   const create = async () => {
     if (!name.trim() || busy) return;
     setBusy(true);
-    setError(null);
     setCopied(false);
-    try {
+    await attempt(async () => {
       const { createApiKey } = await gql<{ createApiKey: ApiKeyRow & { key: string } }>(CREATE_API_KEY, { name: name.trim(), role: role || null });
       const { key, ...row } = createApiKey;
       setCreated({ name: row.name, key });
       setKeys((current) => [row, ...current]);
       setName("");
-    } catch (failure) {
-      setError(describeError(failure));
-    } finally {
-      setBusy(false);
-    }
+    });
+    setBusy(false); // attempt never throws: it shows the failure
   };
 
   const revoke = async (key: ApiKeyRow) => {
     if (!window.confirm(`Revoke the key "${key.name}"? Whatever uses it stops working at once.`)) return;
-    setError(null);
-    try {
+    await attempt(async () => {
       const { revokeApiKey } = await gql<{ revokeApiKey: ApiKeyRow }>(REVOKE_API_KEY, { id: key.id });
       setKeys((current) => current.map((row) => (row.id === key.id ? revokeApiKey : row)));
-    } catch (failure) {
-      setError(describeError(failure));
-    }
+    });
   };
 
   const copy = async () => {
@@ -219,13 +194,7 @@ function KeysSection({ viewer }: { viewer: Viewer }) {
   return (
     <section aria-label="API keys">
       <p class="subtle">Your keys ({viewer.displayName}). A key works as you, or with a lower role when one is chosen.</p>
-      <form
-        class="inline-form"
-        onSubmit={(event) => {
-          event.preventDefault();
-          void create();
-        }}
-      >
+      <InlineForm onSubmit={() => create()}>
         <label class="field">
           <span>Name</span>
           <input class="input" value={name} maxLength={100} onInput={(event) => setName(event.currentTarget.value)} />
@@ -239,7 +208,7 @@ function KeysSection({ viewer }: { viewer: Viewer }) {
           </select>
         </label>
         <button class="button primary" type="submit" disabled={busy || !name.trim()}>Create key</button>
-      </form>
+      </InlineForm>
       {error && <p class="error" role="alert">{error}</p>}
       {created && (
         <div class="notice secret" data-testid="new-key">
@@ -253,38 +222,24 @@ function KeysSection({ viewer }: { viewer: Viewer }) {
           </div>
         </div>
       )}
-      <div class="table-scroll">
-        <table class="table" data-testid="keys-table">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Prefix</th>
-              <th scope="col">Role</th>
-              <th scope="col">Created</th>
-              <th scope="col">Last used</th>
-              <th scope="col" />
-            </tr>
-          </thead>
-          <tbody>
-            {keys.map((key) => (
-              <tr key={key.id} data-key-id={key.id} data-key-name={key.name}>
-                <th scope="row">{key.name}</th>
-                <td><code>{key.prefix}…</code></td>
-                <td>{key.role?.toLowerCase() ?? "as owner"}</td>
-                <td>{fullDate(key.createdAt)}</td>
-                <td>{key.lastUsedAt ? fullDate(key.lastUsedAt) : "never"}</td>
-                <td>
-                  {key.revokedAt ? (
-                    <span class="badge danger">revoked</span>
-                  ) : (
-                    <button class="button small subtle" type="button" onClick={() => void revoke(key)}>Revoke</button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable testId="keys-table" columns={["Name", "Prefix", "Role", "Created", "Last used", ""]}>
+        {keys.map((key) => (
+          <tr key={key.id} data-key-id={key.id} data-key-name={key.name}>
+            <th scope="row">{key.name}</th>
+            <td><code>{key.prefix}…</code></td>
+            <td>{key.role?.toLowerCase() ?? "as owner"}</td>
+            <td>{fullDate(key.createdAt)}</td>
+            <td>{key.lastUsedAt ? fullDate(key.lastUsedAt) : "never"}</td>
+            <td>
+              {key.revokedAt ? (
+                <span class="badge danger">revoked</span>
+              ) : (
+                <button class="button small subtle" type="button" onClick={() => void revoke(key)}>Revoke</button>
+              )}
+            </td>
+          </tr>
+        ))}
+      </DataTable>
     </section>
   );
 }
@@ -300,12 +255,10 @@ export function parseJson(text: string): { ok: true; value: unknown } | { ok: fa
 
 function ConfigSection() {
   const [configs, setConfigs] = useState<SystemConfigRow[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, attempt] = useAttempt();
   const [newKey, setNewKey] = useState("");
   useEffect(() => {
-    gql<{ systemConfigs: SystemConfigRow[] }>(SYSTEM_CONFIGS)
-      .then(({ systemConfigs }) => setConfigs(systemConfigs))
-      .catch((failure) => setError(describeError(failure)));
+    void attempt(async () => setConfigs((await gql<{ systemConfigs: SystemConfigRow[] }>(SYSTEM_CONFIGS)).systemConfigs));
   }, []);
   const saveConfig = (key: string) => async (value: unknown) => {
     const { setSystemConfig } = await gql<{ setSystemConfig: SystemConfigRow }>(SET_SYSTEM_CONFIG, { key, value });
@@ -333,33 +286,24 @@ function ConfigSection() {
 function GuildSection() {
   const [guildId, setGuildId] = useState("");
   const [loaded, setLoaded] = useState<{ guildId: string; settings: unknown } | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, attempt] = useAttempt();
   const load = async () => {
     const id = guildId.trim();
     if (!id) return;
-    setError(null);
-    try {
+    await attempt(async () => {
       const { guildConfig } = await gql<{ guildConfig: GuildConfigRow | null }>(GUILD_CONFIG, { guildId: id });
       setLoaded({ guildId: id, settings: guildConfig?.settings ?? {} });
-    } catch (failure) {
-      setError(describeError(failure));
-    }
+    });
   };
   return (
     <section aria-label="Guild settings">
-      <form
-        class="inline-form"
-        onSubmit={(event) => {
-          event.preventDefault();
-          void load();
-        }}
-      >
+      <InlineForm onSubmit={() => load()}>
         <label class="field">
           <span>Discord guild id</span>
           <input class="input" value={guildId} inputMode="numeric" onInput={(event) => setGuildId(event.currentTarget.value)} />
         </label>
         <button class="button" type="submit" disabled={!guildId.trim()}>Open</button>
-      </form>
+      </InlineForm>
       {error && <p class="error" role="alert">{error}</p>}
       {loaded && (
         <JsonEditor
@@ -441,7 +385,7 @@ function GrantsSection() {
   const [scope, setScope] = useState<"origin" | "conversation">("origin");
   const [origin, setOrigin] = useState("DISCORD");
   const [conversationId, setConversationId] = useState("");
-  const [error, setError] = useState<string | null>(null);
+  const [error, attempt, setError] = useAttempt();
   useEffect(() => {
     Promise.all([
       gql<{ serviceGrants: ServiceGrantRow[] }>(SERVICE_GRANTS),
@@ -452,40 +396,28 @@ function GrantsSection() {
         setServices(users.edges.map((edge) => edge.node));
         setServiceId((current) => current || users.edges[0]?.node.id || "");
       })
-      .catch((failure) => setError(describeError(failure)));
+      .catch((failure: unknown) => setError(describeError(failure)));
   }, []);
   const names = new Map(services.map((service) => [service.id, service.displayName]));
 
   const create = async () => {
-    setError(null);
-    try {
+    await attempt(async () => {
       const input = scope === "origin" ? { serviceId, origin } : { serviceId, conversationId: conversationId.trim() };
       const { grantService } = await gql<{ grantService: ServiceGrantRow }>(GRANT_SERVICE, { input });
       setGrants((current) => [grantService, ...current.filter((grant) => grant.id !== grantService.id)]);
-    } catch (failure) {
-      setError(describeError(failure));
-    }
+    });
   };
   const revoke = async (grant: ServiceGrantRow) => {
     if (!window.confirm("Revoke this grant? The service loses that access at once.")) return;
-    setError(null);
-    try {
+    await attempt(async () => {
       await gql(REVOKE_SERVICE_GRANT, { id: grant.id });
       setGrants((current) => current.filter((row) => row.id !== grant.id));
-    } catch (failure) {
-      setError(describeError(failure));
-    }
+    });
   };
 
   return (
     <section aria-label="Service grants">
-      <form
-        class="inline-form"
-        onSubmit={(event) => {
-          event.preventDefault();
-          void create();
-        }}
-      >
+      <InlineForm onSubmit={() => create()}>
         <label class="field">
           <span>Service</span>
           <select class="input" aria-label="Service" value={serviceId} onChange={(event) => setServiceId(event.currentTarget.value)}>
@@ -517,32 +449,20 @@ function GrantsSection() {
           </label>
         )}
         <button class="button primary" type="submit" disabled={!serviceId || (scope === "conversation" && !conversationId.trim())}>Grant</button>
-      </form>
+      </InlineForm>
       {error && <p class="error" role="alert">{error}</p>}
-      <div class="table-scroll">
-        <table class="table" data-testid="grants-table">
-          <thead>
-            <tr>
-              <th scope="col">Service</th>
-              <th scope="col">Reaches</th>
-              <th scope="col">Since</th>
-              <th scope="col" />
-            </tr>
-          </thead>
-          <tbody>
-            {grants.map((grant) => (
-              <tr key={grant.id} data-grant-id={grant.id}>
-                <th scope="row">{names.get(grant.serviceId) ?? grant.serviceId}</th>
-                <td>{grant.origin ? `every ${grant.origin.toLowerCase()} conversation` : <code>{grant.conversationId}</code>}</td>
-                <td>{fullDate(grant.createdAt)}</td>
-                <td>
-                  <button class="button small subtle" type="button" onClick={() => void revoke(grant)}>Revoke</button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable testId="grants-table" columns={["Service", "Reaches", "Since", ""]}>
+        {grants.map((grant) => (
+          <tr key={grant.id} data-grant-id={grant.id}>
+            <th scope="row">{names.get(grant.serviceId) ?? grant.serviceId}</th>
+            <td>{grant.origin ? `every ${grant.origin.toLowerCase()} conversation` : <code>{grant.conversationId}</code>}</td>
+            <td>{fullDate(grant.createdAt)}</td>
+            <td>
+              <button class="button small subtle" type="button" onClick={() => void revoke(grant)}>Revoke</button>
+            </td>
+          </tr>
+        ))}
+      </DataTable>
     </section>
   );
 }
@@ -555,7 +475,7 @@ function AuditSection() {
   const [rows, setRows] = useState<AuditRow[]>([]);
   const [total, setTotal] = useState<number | null>(null);
   const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, attempt] = useAttempt();
 
   const variables = (after: string | null) => {
     const value: Record<string, string> = {};
@@ -568,15 +488,12 @@ function AuditSection() {
     return { first: AUDIT_PAGE, after, filter: value };
   };
   const load = async (after: string | null) => {
-    setError(null);
-    try {
+    await attempt(async () => {
       const { auditLogs } = await gql<{ auditLogs: { edges: { node: AuditRow }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null }; totalCount: number } }>(AUDIT_LOGS, variables(after));
       setRows((current) => [...(after ? current : []), ...auditLogs.edges.map((edge) => edge.node)]);
       setTotal(auditLogs.totalCount);
       setNext(auditLogs.pageInfo.hasNextPage ? auditLogs.pageInfo.endCursor : null);
-    } catch (failure) {
-      setError(describeError(failure));
-    }
+    });
   };
   useEffect(() => void load(null), [applied]);
   const field = (name: keyof typeof filter, label: string, time = false) => {
@@ -591,47 +508,80 @@ function AuditSection() {
 
   return (
     <section aria-label="Audit log">
-      <form
-        class="inline-form"
-        onSubmit={(event) => {
-          event.preventDefault();
-          setApplied({ ...filter });
-        }}
-      >
+      <InlineForm onSubmit={() => setApplied({ ...filter })}>
         {field("action", "Action")}
         {field("actorId", "Actor id")}
         {field("targetId", "Target id")}
         {field("from", "From", true)}
         {field("to", "Before", true)}
         <button class="button" type="submit">Filter</button>
-      </form>
+      </InlineForm>
       {error && <p class="error" role="alert">{error}</p>}
       {total !== null && <p class="subtle" data-testid="audit-total">{total === 1 ? "1 entry" : `${total} entries`}</p>}
-      <div class="table-scroll">
-        <table class="table" data-testid="audit-table">
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Action</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Target</th>
-              <th scope="col">Details</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((row) => (
-              <tr key={row.id} data-action={row.action}>
-                <td>{fullDate(row.createdAt)}</td>
-                <td><code>{row.action}</code></td>
-                <td><code>{row.actorId ?? "deleted"}</code></td>
-                <td>{row.targetType ? `${row.targetType} ` : ""}<code>{row.targetId ?? ""}</code></td>
-                <td><code class="details">{JSON.stringify(row.details)}</code></td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable testId="audit-table" columns={["When", "Action", "Actor", "Target", "Details"]}>
+        {rows.map((row) => (
+          <tr key={row.id} data-action={row.action}>
+            <td>{fullDate(row.createdAt)}</td>
+            <td><code>{row.action}</code></td>
+            <td><code>{row.actorId ?? "deleted"}</code></td>
+            <td>{row.targetType ? `${row.targetType} ` : ""}<code>{row.targetId ?? ""}</code></td>
+            <td><code class="details">{JSON.stringify(row.details)}</code></td>
+          </tr>
+        ))}
+      </DataTable>
       {next && <button class="button subtle" type="button" onClick={() => void load(next)}>Older entries</button>}
     </section>
+  );
+}
+
+/** A table of rows that may be wider than a phone: it scrolls inside its box, not the page. "" is a column without a heading. */
+function DataTable({ testId, columns, children }: { testId: string; columns: string[]; children: ComponentChildren }) {
+  return (
+    <div class="table-scroll">
+      <table class="table" data-testid={testId}>
+        <thead>
+          <tr>
+            {columns.map((column, index) => (
+              <th scope="col" key={index}>
+                {column}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
+/**
+ * A section's error line: `attempt` clears it, runs an action and shows the action's failure there (the API's
+ * message, see describeError), so every button of the section reports the same way.
+ */
+function useAttempt(): [string | null, (action: () => Promise<void>) => Promise<void>, (error: string | null) => void] {
+  const [error, setError] = useState<string | null>(null);
+  const attempt = async (action: () => Promise<void>) => {
+    setError(null);
+    try {
+      await action();
+    } catch (failure) {
+      setError(describeError(failure));
+    }
+  };
+  return [error, attempt, setError];
+}
+
+/** A one-line form: Enter or its button runs `onSubmit`, without the browser's page load. */
+function InlineForm({ onSubmit, children }: { onSubmit: () => unknown; children: ComponentChildren }) {
+  return (
+    <form
+      class="inline-form"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void onSubmit();
+      }}
+    >
+      {children}
+    </form>
   );
 }
