@@ -94,6 +94,11 @@ export async function startServer({ config, db: givenDb, log = createLogger(conf
     await prepareEmbedding(db.knex, [User, Conversation, Message]);
     const schema = await createSchema();
     const httpServer = http.createServer();
+    // An idle keep-alive connection outlives the clients' and load balancers' own idle timeouts (undici 4 s,
+    // AWS ALB 60 s): otherwise the server may close one just as a client sends on it, which the client sees as
+    // ECONNRESET (seen once in CI, on Node 24). Shutdown closes idle connections itself (the drain plugin).
+    httpServer.keepAliveTimeout = 65_000;
+    httpServer.headersTimeout = 66_000;
     listener = await createNotificationListener(db, config.databaseListenUrl, log);
     const hub = (live = new LiveHub(listener));
     // Replies whose worker died stay STREAMING until this fails them; an outage does not count against them.
