@@ -13,6 +13,7 @@ import type { Knex } from "knex";
 import type { Logger } from "pino";
 import type { Config } from "../../config";
 import type { Database } from "../../db/database";
+import { withSessionLock } from "../../db/session-lock";
 import type { JobObserver, JobOutcome } from "../jobs";
 import { BackupLog, BackupStatus, BackupTrigger } from "./backup.model";
 import { pruneScheduledBackups, runBackup } from "./backup.service";
@@ -55,26 +56,11 @@ export class BackupScheduler {
     const now = this.clock();
     try {
       if (this.db.kind === "pglite") return await this.runIfDue(this.db.maintenance, now);
-      return await this.withLock((connection) => this.runIfDue(connection, now));
+      const knex = this.db.maintenance;
+      return (await withSessionLock(knex, SCHEDULE_LOCK, () => this.runIfDue(knex, now))) ?? { ran: false, reason: "locked" };
     } catch (error) {
       this.log.error({ err: error }, "scheduled backup failed");
       return { ran: false, reason: "failed" };
-    }
-  }
-
-  private async withLock(work: (knex: Knex) => Promise<ScheduleResult>): Promise<ScheduleResult> {
-    const knex = this.db.maintenance;
-    const connection = await knex.client.acquireConnection();
-    try {
-      const locked = await knex.raw("select pg_try_advisory_lock(?::bigint) as locked", [SCHEDULE_LOCK]).connection(connection);
-      if (!locked.rows[0].locked) return { ran: false, reason: "locked" };
-      try {
-        return await work(knex);
-      } finally {
-        await knex.raw("select pg_advisory_unlock(?::bigint)", [SCHEDULE_LOCK]).connection(connection);
-      }
-    } finally {
-      await knex.client.releaseConnection(connection);
     }
   }
 

@@ -26,6 +26,7 @@ import type { Logger } from "pino";
 import pino from "pino";
 import type { Config } from "../../config";
 import type { Database } from "../../db/database";
+import { withSessionLock } from "../../db/session-lock";
 import { EVENTS_CHANNEL } from "../../db/notifications";
 import { actorFor, type Actor } from "../actor";
 import { audit } from "../audit/audit.service";
@@ -147,19 +148,7 @@ export async function runRetention(deps: RetentionDeps, options: RetentionOption
   running.add(knex);
   try {
     if (deps.db.kind === "pglite") return await pass(deps, session(knex), runId, options);
-    const connection = await knex.client.acquireConnection();
-    try {
-      const on = session(knex, connection);
-      const [{ locked }] = await on.rows<{ locked: boolean }>("select pg_try_advisory_lock(?::bigint) as locked", [RETENTION_LOCK]);
-      if (!locked) return skipped;
-      try {
-        return await pass(deps, on, runId, options);
-      } finally {
-        await on.rows("select pg_advisory_unlock(?::bigint)", [RETENTION_LOCK]);
-      }
-    } finally {
-      await knex.client.releaseConnection(connection);
-    }
+    return (await withSessionLock(knex, RETENTION_LOCK, (connection) => pass(deps, session(knex, connection), runId, options))) ?? skipped;
   } finally {
     running.delete(knex);
   }
