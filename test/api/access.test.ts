@@ -36,7 +36,7 @@ const ADD_MESSAGE = `mutation($input: AddMessageInput!) { addMessage(input: $inp
 const AUDIT_LOGS = `query($first: Int, $after: String, $filter: AuditLogFilter) {
   auditLogs(first: $first, after: $after, filter: $filter) {
     totalCount
-    edges { cursor node { id actorId action targetType targetId details ip requestId createdAt } }
+    edges { cursor node { id actorId actor { id } action targetType targetId details ip requestId createdAt } }
     pageInfo { hasNextPage endCursor }
   }
 }`;
@@ -438,6 +438,8 @@ describe("service grants", () => {
     expect((await app.ok(GRANTS, { serviceId: one.user.id }, one.token)).serviceGrants).toEqual([g1, g2]);
     expect((await app.ok(GRANTS, {}, two.token)).serviceGrants).toEqual([g3]);
     expect(await app.errorCode(GRANTS, { serviceId: one.user.id }, two.token)).toBe("FORBIDDEN");
+    const named = (await app.ok(`query($s: UUID) { serviceGrants(serviceId: $s) { service { id displayName } } }`, { s: one.user.id }, admin.token)).serviceGrants;
+    expect(named).toEqual([g1, g2].map(() => ({ service: { id: one.user.id, displayName: one.user.displayName } })));
   });
 
   it("revokeServiceGrant takes access away at once", async () => {
@@ -625,7 +627,7 @@ describe("audit log", () => {
     const mine = auditLogs.edges.map((e: { node: Record<string, unknown> }) => e.node).filter((n: { requestId: string }) => n.requestId === requestId);
     expect(mine).toHaveLength(1);
     const { details, ...rest } = expected;
-    expect(mine[0]).toMatchObject({ ...rest, requestId });
+    expect(mine[0]).toMatchObject({ ...rest, requestId, actor: { id: expected.actorId } });
     if (details) expect(mine[0].details).toMatchObject(details);
     expect(LOOPBACK).toContain(mine[0].ip);
   }

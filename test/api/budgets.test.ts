@@ -132,6 +132,43 @@ describe("budgets", () => {
     expect(await status(worker.token, { guildId: "424242" })).toMatchObject({ spentUsd: 1, percent: 25 });
   });
 
+  it("are listed for admins, newest first with where each stands and whose it is, by pages; nobody else", async () => {
+    const LIST = `query($after: String) { budgets(first: 2, after: $after) {
+      totalCount pageInfo { hasNextPage endCursor }
+      edges { node { spentUsd percent exceeded budget { userId guildId limitUsd user { id displayName } } } } } }`;
+    await app.ok(SET, { input: { userId: alice.user.id, period: "MONTHLY", limitUsd: 10 } }, admin.token);
+    await spend(await conversationOf(alice), 2.5);
+    await app.ok(SET, { input: { guildId: "777000", period: "DAILY", limitUsd: 1 } }, admin.token);
+    await app.ok(SET, { input: { userId: bob.user.id, period: "WEEKLY", limitUsd: 2, enforcement: "HARD" } }, admin.token);
+    const total = Number((await app.database.db.knex("user_budgets").count({ n: "*" }))[0].n);
+
+    const first = (await app.ok(LIST, {}, admin.token)).budgets;
+    expect(first.totalCount).toBe(total);
+    expect(first.edges.map((edge: any) => edge.node)).toEqual([
+      { spentUsd: 0, percent: 0, exceeded: false, budget: { userId: bob.user.id, guildId: null, limitUsd: 2, user: { id: bob.user.id, displayName: bob.user.displayName } } },
+      { spentUsd: 0, percent: 0, exceeded: false, budget: { userId: null, guildId: "777000", limitUsd: 1, user: null } },
+    ]);
+    const second = (await app.ok(LIST, { after: first.pageInfo.endCursor }, admin.token)).budgets;
+    expect(second.edges[0].node).toEqual({ spentUsd: 2.5, percent: 25, exceeded: false, budget: { userId: alice.user.id, guildId: null, limitUsd: 10, user: { id: alice.user.id, displayName: alice.user.displayName } } });
+
+    for (const token of [alice.token, worker.token]) expect(await app.errorCode(LIST, {}, token)).toBe("FORBIDDEN");
+    expect(await app.errorCode(LIST, {}, undefined)).toBe("UNAUTHENTICATED");
+  });
+
+  it("listed with their users cost the same statements for 1 budget or 5 (N+1 guard)", async () => {
+    const LIST = `query($n: Int) { budgets(first: $n) { edges { node { percent budget { user { displayName } } } } } }`;
+    for (let i = 0; i < 5; i++) {
+      const someone = await app.makeUser(Role.MEMBER);
+      await app.ok(SET, { input: { userId: someone.user.id, period: "DAILY", limitUsd: 1 } }, admin.token);
+    }
+    const counter = countStatements(app);
+    await app.ok(LIST, { n: 1 }, admin.token);
+    const one = await counter.run(LIST, { n: 1 }, admin.token);
+    const five = await counter.run(LIST, { n: 5 }, admin.token);
+    expect(five.data.budgets.edges.map((edge: any) => edge.node.budget.user.displayName)).toHaveLength(5);
+    expect(five.statements.length).toBe(one.statements.length);
+  });
+
   it("budgetStatus costs the same statements with or without a budget (N+1 guard)", async () => {
     const counter = countStatements(app);
     await app.ok(STATUS, {}, bob.token); // the key looked up once, as in every request after a client's first

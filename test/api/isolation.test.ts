@@ -214,6 +214,7 @@ const cases: Record<string, () => Promise<void>> = {
     await refusedWithoutEffect(`query($u: UUID!) { budgetStatus(userId: $u) { spentUsd } }`, { u: alice.user.id }, "FORBIDDEN");
     expect((await app.ok(`{ budgetStatus { spentUsd } }`, {}, bob.token)).budgetStatus).toBeNull();
   },
+  "Query.budgets": () => refusedWithoutEffect(`{ budgets { edges { node { budget { userId user { displayName } } } } } }`, {}, "FORBIDDEN"),
   "Mutation.setBudget": () =>
     refusedWithoutEffect(`mutation($u: UUID!) { setBudget(input: { userId: $u, period: DAILY, limitUsd: 0.01, enforcement: HARD }) { id } }`, { u: alice.user.id }, "FORBIDDEN"),
   "Mutation.deleteBudget": () => refusedWithoutEffect(`mutation($id: UUID!) { deleteBudget(id: $id) }`, { id: budgetId }, "FORBIDDEN"),

@@ -1,9 +1,10 @@
-import { Arg, Ctx, Mutation, Query, Resolver } from "type-graphql";
+import { Arg, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../../graphql/context";
 import { ServiceGrant } from "./grant.model";
 import { GrantServiceInput } from "./grant.input";
 import * as grants from "./grant.service";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
+import { User } from "../user/user.model";
 
 @Resolver(() => ServiceGrant)
 export class ServiceGrantResolver {
@@ -20,5 +21,10 @@ export class ServiceGrantResolver {
   @Query(() => [ServiceGrant], { description: "Admins: any service's grants (or all); services: their own" })
   serviceGrants(@Arg("serviceId", () => UUIDScalar, { nullable: true }) serviceId: string | null, @Ctx() ctx: Context): Promise<ServiceGrant[]> {
     return grants.listServiceGrants(ctx, serviceId);
+  }
+
+  @FieldResolver(() => User, { nullable: true, description: "The service granted" })
+  service(@Root() grant: ServiceGrant, @Ctx() ctx: Context): Promise<User | undefined> {
+    return ctx.loaders.userById.load(grant.serviceId);
   }
 }

@@ -16,7 +16,7 @@ import type { Actor } from "../actor";
 import { viewerOf } from "../user/viewer";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors";
 import { checkJson, checkText } from "../../graphql/json-input";
-import { newestFirstPage, pageRequest, type ConnectionArgs, type ConnectionShape } from "../../graphql/connection";
+import { mapNodes, newestFirstPage, pageRequest, type ConnectionArgs, type ConnectionShape } from "../../graphql/connection";
 import { assertMayActFor, mayActFor } from "../access/access.service";
 import { ArchivedConversationError, getConversation } from "../conversation/conversation.service";
 import { Conversation } from "../conversation/conversation.model";
@@ -84,7 +84,7 @@ export async function getBinding(ctx: Actor, channelId: string): Promise<Discord
 export async function listBindings(ctx: Actor, args: ConnectionArgs): Promise<ConnectionShape<DiscordBinding>> {
   await assertDiscordRelay(ctx);
   const page = await newestFirstPage(() => bindings(ctx), pageRequest(args, ctx.config), "createdAt", "created_at");
-  return { ...page, edges: page.edges.map(({ cursor, node }) => ({ cursor, node: toBinding(ctx, node as BindingRow) })) };
+  return mapNodes(page, (node) => toBinding(ctx, node as BindingRow));
 }
 
 /**

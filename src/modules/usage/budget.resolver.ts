@@ -1,9 +1,13 @@
-import { Arg, Ctx, Mutation, Query, Resolver } from "type-graphql";
+import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../../graphql/context";
 import { UUIDScalar } from "../../graphql/scalars/uuid";
+import { ConnectionArgs, ConnectionType, type ConnectionShape } from "../../graphql/connection";
+import { User } from "../user/user.model";
 import { Budget, BudgetStatus } from "./budget.model";
 import { SetBudgetInput } from "./budget.input";
 import * as budgets from "./budget.service";
+
+export const BudgetStatusConnection = ConnectionType(BudgetStatus);
 
 @Resolver(() => Budget)
 export class BudgetResolver {
@@ -27,5 +31,15 @@ export class BudgetResolver {
     @Ctx() ctx: Context,
   ): Promise<BudgetStatus | null> {
     return budgets.budgetStatus(ctx, { userId, guildId });
+  }
+
+  @Query(() => BudgetStatusConnection, { description: "Admins only: every budget where it stands this period, newest budget first" })
+  budgets(@Args() args: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<BudgetStatus>> {
+    return budgets.listBudgets(ctx, args);
+  }
+
+  @FieldResolver(() => User, { nullable: true, description: "The user the budget caps; null for a guild's" })
+  user(@Root() budget: Budget, @Ctx() ctx: Context): Promise<User | undefined> | undefined {
+    return budget.userId ? ctx.loaders.userById.load(budget.userId) : undefined;
   }
 }

@@ -18,6 +18,7 @@ import { Budget, BudgetStatus } from "./budget.model";
 import type { SetBudgetInput } from "./budget.input";
 import { BudgetEnforcement } from "./budget.enums";
 import { exhausted, periodEnd, periodStartAt } from "./budget.sql";
+import { mapNodes, newestFirstPage, pageRequest, type ConnectionArgs, type ConnectionShape } from "../../graphql/connection";
 
 const fromColumns = snakeCaseMappers().parse;
 
@@ -126,6 +127,20 @@ export async function budgetStatus(ctx: Actor, subject: { userId?: string | null
     .where(userId ? { "b.userId": userId } : { "b.guildId": subject.guildId })
     .first(ctx.db.knex.raw(STANDING));
   return row ? status(row) : null;
+}
+
+/** Admins: every budget where it stands, newest first (what the console's gauges show). */
+export async function listBudgets(ctx: Actor, args: ConnectionArgs): Promise<ConnectionShape<BudgetStatus>> {
+  if (!isAdmin(viewerOf(ctx))) throw new ForbiddenError("Only admins list budgets");
+  const page = await newestFirstPage(
+    () => Budget.query(ctx.db.knex).alias("b").select(ctx.db.knex.raw(STANDING)),
+    pageRequest(args, ctx.config),
+    "createdAt",
+    "created_at",
+    { table: "b", counted: () => Budget.query(ctx.db.knex).alias("b") },
+  );
+  // The page's rows carry the standing columns beside the budget's own (STANDING), read as the status of each.
+  return mapNodes(page, (row) => status(row as unknown as Record<string, unknown>));
 }
 
 /** Throws BUDGET_EXCEEDED when a HARD budget of the conversation's owner or guild is spent for this period. */
