@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   let discord: DiscordAdapter | undefined;
   if (config.discord) {
     // Set up on purpose, so a mistake (a refused key, a bad token) stops the start rather than going unnoticed.
-    discord = await startDiscordAdapter({ deps: { ...server, config } }).catch(async (error: unknown) => {
+    discord = await startDiscordAdapter({ deps: { ...server, config, apiUrl: server.url } }).catch(async (error: unknown) => {
       await server.dispose();
       throw error;
     });

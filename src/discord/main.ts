@@ -4,6 +4,8 @@
  * there it replaces `npm start`). Stops cleanly on SIGTERM/SIGINT.
  */
 import "reflect-metadata";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { loadConfig, loadEnvFile } from "../config";
 import { createLogger, stopOnSignals } from "../logger";
 import { createDatabase } from "../db/database";
@@ -12,6 +14,7 @@ import { createSchema } from "../graphql/schema";
 import { LiveHub } from "../modules/live/live.hub";
 import { TranscriptJobs } from "../modules/transcript/transcript.jobs";
 import { createRateLimiter } from "../server/rate-limit";
+import { createFileRoutesHandler } from "../server/http";
 import { startDiscordAdapter } from "./adapter";
 import { flushKeyUsage } from "../modules/api-key/api-key.service";
 
@@ -35,7 +38,14 @@ async function main(): Promise<void> {
     const transcripts = new TranscriptJobs(db.maintenance, config, log);
     transcripts.start();
     closing.push(() => listener.dispose(), () => live.dispose(), () => rateLimiter.dispose(), () => transcripts.dispose());
-    const adapter = await startDiscordAdapter({ deps: { schema: await createSchema(), db, config, log, live, rateLimiter, transcripts } });
+    // The adapter fetches transcript files from the download route like any client; with no API server in this
+    // process, it serves the file routes on a loopback port of its own, reachable from this machine only.
+    const deps = { db, config, log, live, rateLimiter, transcripts };
+    const files = http.createServer(createFileRoutesHandler(deps));
+    await new Promise<void>((resolve, reject) => files.once("error", reject).listen(0, "127.0.0.1", resolve));
+    closing.push(() => new Promise((resolve) => files.close(resolve)));
+    const apiUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
+    const adapter = await startDiscordAdapter({ deps: { ...deps, schema: await createSchema(), apiUrl } });
     closing.push(() => adapter.dispose());
   } catch (error) {
     await close();

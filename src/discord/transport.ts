@@ -1,13 +1,13 @@
 /**
  * How the Discord adapter talks to Parley: like graphql-ws's use/ws.ts, a transport. It runs GraphQL documents
  * in-process against the server's own schema, with a context made by the factory HTTP uses (the adapter's API
- * key as the bearer token), the same rate limit and query limits, and errors formatted by HTTP's formatter. It
- * never calls a model or a service, so auth, validation, idempotency and live events are the API's own.
+ * key as the bearer token), the same rate limit and query limits, and errors formatted by HTTP's formatter.
+ * Files it fetches over HTTP from the download route, as any client does. It never calls a model or a service,
+ * so auth, validation, idempotency and live events are the API's own.
  */
 import { GraphQLError, execute, subscribe, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from "graphql";
 import { createContext, type Context, type ContextDeps } from "../graphql/context";
-import { openTranscriptFile } from "../modules/transcript/transcript.service";
-import { ErrorCode, UnauthenticatedError } from "../graphql/errors";
+import { ErrorCode, ServiceUnavailableError, UnauthenticatedError } from "../graphql/errors";
 import { prepareOperation, transportErrorFormatter } from "../server/operation";
 import type { RateLimiter } from "../server/rate-limit";
 
@@ -16,6 +16,11 @@ export interface TransportDeps extends ContextDeps {
   schema: GraphQLSchema;
   /** The server's rate limiter: the adapter's operations count against its key like any client's. */
   rateLimiter: RateLimiter;
+  /**
+   * Where the file routes answer (GET /transcripts/:id/download): the API server's own address, or, in the
+   * standalone Discord process, the loopback listener it serves them on (discord/main.ts).
+   */
+  apiUrl: string;
 }
 
 /** Codes worth trying again with the same input (same requestId): the failure was not the input's. */
@@ -66,10 +71,21 @@ export interface Transport {
    */
   subscribe<T>(query: string, variables?: Record<string, unknown>): Promise<AsyncIterableIterator<T>>;
   /**
-   * A READY transcript's file, read whole, authorised exactly like GET /transcripts/:id/download (which is
-   * the HTTP transport's way to the same file); undefined when it is larger than `maxBytes`.
+   * A READY transcript's file, read whole from GET /transcripts/:id/download with the adapter's token; undefined
+   * when it is larger than `maxBytes`. The route's errors come as an OperationError, as GraphQL's do.
    */
   transcriptFile(id: string, maxBytes: number): Promise<{ name: string; data: Buffer } | undefined>;
+}
+
+/** The errors of a file route's answer (download.ts sends them as GraphQL's, with a code). */
+async function routeErrors(response: Response): Promise<GraphQLFormattedError[]> {
+  const fallback = [{ message: `The download answered ${response.status}`, extensions: { code: response.status >= 500 ? ErrorCode.SERVICE_UNAVAILABLE : ErrorCode.NOT_FOUND } }];
+  try {
+    const body = (await response.json()) as { errors?: GraphQLFormattedError[] };
+    return body.errors?.length ? body.errors : fallback;
+  } catch {
+    return fallback;
+  }
 }
 
 export function createTransport(deps: TransportDeps, authorization: string): Transport {
@@ -114,21 +130,22 @@ export function createTransport(deps: TransportDeps, authorization: string): Tra
 
   return {
     async transcriptFile(id: string, maxBytes: number) {
-      let requestId: string | undefined;
+      let response: Response;
       try {
-        const context = await authenticatedContext();
-        requestId = context.requestId;
-        const { transcript, file } = await openTranscriptFile(context, id);
-        if (file.size > maxBytes) {
-          file.body.destroy();
-          return undefined;
-        }
-        const chunks: Buffer[] = [];
-        for await (const chunk of file.body) chunks.push(chunk as Buffer);
-        return { name: `transcript-${transcript.id}.${transcript.format}`, data: Buffer.concat(chunks) };
+        response = await fetch(new URL(`/transcripts/${encodeURIComponent(id)}/download`, deps.apiUrl), { headers: { authorization } });
       } catch (error) {
-        throw toOperationError(error, requestId);
+        deps.log.warn({ err: error, transcriptId: id }, "the download route could not be reached");
+        throw toOperationError(new ServiceUnavailableError("Transcript downloads are unavailable; try again shortly", "DOWNLOAD_UNREACHABLE"), undefined);
       }
+      const requestId = response.headers.get("x-request-id") ?? undefined;
+      if (!response.ok) throw new OperationError(await routeErrors(response), requestId);
+      if (Number(response.headers.get("content-length")) > maxBytes) {
+        await response.body?.cancel();
+        return undefined;
+      }
+      const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") ?? "")?.[1] ?? `transcript-${id}`;
+      const data = Buffer.from(await response.arrayBuffer());
+      return data.length > maxBytes ? undefined : { name, data };
     },
 
     async run<T>(query: string, variables?: Record<string, unknown>): Promise<T> {

@@ -94,9 +94,12 @@ function fileRoute(pathname: string) {
   return undefined;
 }
 
-export interface HttpHandlerDeps extends ContextDeps {
-  apollo: ApolloServer<Context>;
+export interface FileRoutesDeps extends ContextDeps {
   rateLimiter: RateLimiter;
+}
+
+export interface HttpHandlerDeps extends FileRoutesDeps {
+  apollo: ApolloServer<Context>;
   /** Present with METRICS_ENABLED; /metrics is served here unless METRICS_PORT gives it a listener of its own. */
   metrics?: Metrics;
 }
@@ -105,7 +108,7 @@ export interface HttpHandlerDeps extends ContextDeps {
  * The context of an HTTP request. Every request counts against its address (also when its token turns out
  * to be invalid) and against its token; over either budget it is refused with 429 before anything runs.
  */
-export async function requestContext(deps: HttpHandlerDeps, req: http.IncomingMessage, requestId: string): Promise<Context> {
+export async function requestContext(deps: FileRoutesDeps, req: http.IncomingMessage, requestId: string): Promise<Context> {
   const ip = req.socket.remoteAddress ?? null;
   let context;
   try {
@@ -121,15 +124,35 @@ export async function requestContext(deps: HttpHandlerDeps, req: http.IncomingMe
   return context;
 }
 
+/** The client's x-request-id when it is a sane one, else a new one; set on the response either way. */
+function requestIdOf(req: http.IncomingMessage, res: http.ServerResponse): string {
+  const header = req.headers["x-request-id"];
+  const requestId = typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
+  res.setHeader("x-request-id", requestId);
+  return requestId;
+}
+
+/**
+ * The file routes alone, for the standalone Discord process (discord/main.ts): it has no API server, and its
+ * transport fetches transcripts from the download route like any client. Everything else is 404.
+ */
+export function createFileRoutesHandler(deps: FileRoutesDeps): http.RequestListener {
+  return async (req, res) => {
+    const requestId = requestIdOf(req, res);
+    const file = fileRoute(new URL(req.url ?? "/", "http://localhost").pathname);
+    if (!file) return sendError(res, new HttpError(404, ErrorCode.NOT_FOUND, "Not found"));
+    // A file route answers every error itself (download.ts), in the API's vocabulary.
+    await file.serve(req, res, file.id, () => requestContext(deps, req, requestId), deps.log.child({ requestId }));
+  };
+}
+
 export function createHttpHandler(deps: HttpHandlerDeps): http.RequestListener {
   const { apollo, config, db, log, metrics } = deps;
   const metricsHere = metrics && config.metrics.port === undefined ? metrics : undefined;
   const serveConsole = config.console.enabled ? createConsoleHandler(config.console, log) : undefined;
   return async (req, res) => {
     const started = process.hrtime.bigint();
-    const header = req.headers["x-request-id"];
-    const requestId = typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
-    res.setHeader("x-request-id", requestId);
+    const requestId = requestIdOf(req, res);
     const url = new URL(req.url ?? "/", "http://localhost");
     res.on("finish", () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;

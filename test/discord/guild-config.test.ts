@@ -86,7 +86,7 @@ describe("allowedChannels", () => {
 
   it("reach a running adapter once its cached copy is older than the ttl; a failed read is not kept", async () => {
     const { server } = h.app;
-    const deps = { schema: server.schema, db: server.db, config: h.app.database.config, log: server.log, live: server.live, rateLimiter: server.rateLimiter };
+    const deps = { schema: server.schema, db: server.db, config: h.app.database.config, log: server.log, live: server.live, rateLimiter: server.rateLimiter, apiUrl: h.app.url };
     let now = 0;
     const guild = "100000000000000555";
     const configs = new GuildConfigs(createTransport(deps, `Bearer ${h.service.token}`), 30_000, () => now);

@@ -61,7 +61,7 @@ export async function createDiscordHarness(env: Env = {}): Promise<DiscordHarnes
       });
       const { server } = app;
       harness.adapter = await startDiscordAdapter({
-        deps: { schema: server.schema, db: server.db, log: server.log, live: server.live, rateLimiter: server.rateLimiter, transcripts: server.transcripts, config },
+        deps: { schema: server.schema, db: server.db, log: server.log, live: server.live, rateLimiter: server.rateLimiter, transcripts: server.transcripts, config, apiUrl: server.url },
         retry: { baseMs: 20, maxMs: 200 },
         transcripts: options.transcripts,
       });

@@ -81,6 +81,11 @@ it("npm run discord runs the adapter alone: it binds, relays, answers, and stops
     expect(await command("start")).toContain("Parley now records this channel");
     fake.say(CHANNEL_ID, alice, "stored by the standalone adapter");
     await waitFor(async () => (await command("history")).includes("stored by the standalone adapter"), 30_000, "the message in /parley history");
+    // With no API server in the process, the transcript still comes from the download route (its loopback one).
+    const call = await fake.interactionReply(fake.command(CHANNEL_ID, alice, "transcript"));
+    expect(call.files).toHaveLength(1);
+    expect(call.files[0].name).toMatch(/^transcript-[0-9a-f-]{36}\.json$/);
+    expect(JSON.parse(call.files[0].data.toString("utf8")).messages.map((m: { content: string }) => m.content)).toContain("stored by the standalone adapter");
   } finally {
     expect(await adapter.stop()).toBe(0);
   }
