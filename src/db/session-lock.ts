@@ -12,11 +12,17 @@ export async function withSessionLock<T>(knex: Knex, key: number, work: (connect
   try {
     const result = await knex.raw("select pg_try_advisory_lock(?::bigint) as locked", [key]).connection(connection);
     if (!result.rows[0].locked) return undefined;
+    const unlock = () => knex.raw("select pg_advisory_unlock(?::bigint)", [key]).connection(connection);
+    let outcome: T;
     try {
-      return await work(connection);
-    } finally {
-      await knex.raw("select pg_advisory_unlock(?::bigint)", [key]).connection(connection);
+      outcome = await work(connection);
+    } catch (error) {
+      // The connection may be what failed (its session gone, and the lock with it): the unlock must not hide why.
+      await unlock().catch(() => undefined);
+      throw error;
     }
+    await unlock();
+    return outcome;
   } finally {
     await knex.client.releaseConnection(connection);
   }

@@ -367,6 +367,37 @@ describe(`the schedule (${kind})`, () => {
     expect(await scheduler.tick()).toEqual({ ran: false, reason: "failed" });
     expect(await db.maintenance("backup_logs").where({ status: "failed", trigger: "scheduled" }).count({ n: "*" })).toEqual([{ n: 2 }]);
   });
+
+  onPostgres("pg_dump losing its connection mid-dump: the scheduled run is FAILED with the reason, no file is left, and it is not retried at every check", async () => {
+    now = new Date(t0.getTime() + 200 * HOUR);
+    const config = configOf(target, { BACKUP_DIR: dir(), BACKUP_INTERVAL_HOURS: "24" });
+    const before = fs.readdirSync(dir()).sort();
+    // A session holding a table pg_dump must lock: pg_dump waits there, connected, until its backend is ended.
+    const holder = await db.maintenance.transaction();
+    let result: Promise<unknown>;
+    try {
+      await holder.raw("lock table metrics in access exclusive mode");
+      result = new BackupScheduler(db, config, log, () => now).tick();
+      const waiting = async () =>
+        (await db.maintenance.raw(`select pid from pg_stat_activity where application_name = 'pg_dump' and wait_event_type = 'Lock' and datname = current_database()`)).rows as { pid: number }[];
+      let dumps: { pid: number }[] = [];
+      for (let i = 0; i < 600 && !dumps.length; i++) {
+        dumps = await waiting();
+        if (!dumps.length) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(dumps).toHaveLength(1);
+      await db.maintenance.raw("select pg_terminate_backend(?)", [dumps[0].pid]);
+    } finally {
+      await holder.rollback();
+    }
+    expect(await result).toEqual({ ran: false, reason: "failed" });
+    const [row] = await db.maintenance("backup_logs").where({ trigger: "scheduled" }).orderBy("startedAt", "desc").limit(1);
+    expect(row).toMatchObject({ status: "failed", storageKey: null, filePath: null, fileSizeBytes: null });
+    expect(row.errorMessage).toMatch(/pg_dump/);
+    expect(fs.readdirSync(dir()).sort()).toEqual(before); // neither the dump, its checksum nor a partial file
+    now = new Date(t0.getTime() + 200.5 * HOUR);
+    expect(await new BackupScheduler(db, config, log, () => now).tick()).toEqual({ ran: false, reason: "not-due" });
+  });
 });
 
 describe(`the backups query (${kind})`, () => {

@@ -360,6 +360,44 @@ describe("the retention pass", () => {
     expect(await count("metrics")).toBe(1);
   });
 
+  onPostgres("losing its connection mid-pass: batches done stay done, the one under way is undone whole, and the next pass finishes", async () => {
+    await setPolicy({ deleteArchivedDays: 1 });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await conversation({ status: "archived", updatedAt: ago(2, i), endedAt: ago(2, i) }));
+    const files = new Map<string, string[]>();
+    for (const id of ids) files.set(id, await withFiles(id));
+    const stalled = ids[3];
+    // Deleting this one row sleeps, so the pass is caught holding an open deleting transaction; its backend is ended there.
+    await knex.raw(`create function test_stall() returns trigger language plpgsql as $$ begin perform pg_sleep(60); return old; end $$`);
+    await knex.raw(`create trigger test_stall before delete on conversations for each row when (old.id = '${stalled}') execute function test_stall()`);
+    try {
+      const running = pass({ deleteBatchSize: 2 }).then(() => "finished", (error: Error) => error.message);
+      let sleeping: { pid: number }[] = [];
+      for (let i = 0; i < 600 && !sleeping.length; i++) {
+        sleeping = (await knex.raw(`select pid from pg_stat_activity where wait_event = 'PgSleep' and datname = current_database()`)).rows;
+        if (!sleeping.length) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(sleeping).toHaveLength(1);
+      await knex.raw("select pg_terminate_backend(?)", [sleeping[0].pid]);
+      expect(await running).toMatch(/terminat/i);
+    } finally {
+      await knex.raw("drop trigger test_stall on conversations");
+      await knex.raw("drop function test_stall()");
+    }
+    // Each conversation is there whole (its rows and files) or gone whole; the stalled one's batch was undone.
+    const left = new Set(await knex("conversations").pluck("id"));
+    expect(left.has(stalled)).toBe(true);
+    expect(left.size).toBeLessThan(ids.length);
+    for (const id of ids) {
+      const there = left.has(id);
+      expect([id, await count("messages", { conversationId: id }), await count("transcripts", { conversationId: id }), files.get(id)!.map(stored)]).toEqual([id, there ? 1 : 0, there ? 1 : 0, [there, there]]);
+    }
+    // The lock went with the session; a pass on a fresh connection does the rest.
+    expect(counts(await pass()).deleteArchivedDays).toEqual([left.size, 2 * left.size]);
+    expect(await count("conversations")).toBe(0);
+    expect([...files.values()].flat().some(stored)).toBe(false);
+  });
+
   onPostgres("skips its pass while another session holds the lock, and releases the lock after its own", async () => {
     await setPolicy({ metricsDays: 1 });
     await knex("metrics").insert({ clientBotId: "bot", metricType: "t", recordedAt: ago(2) });
