@@ -23,7 +23,7 @@ const KEY_RING = `k1:${Buffer.alloc(32, 9).toString("base64")}`;
 const UNKNOWN_ID = "00000000-0000-4000-8000-000000000000";
 
 const EXPORT_FIELDS = `id status fileSizeBytes sha256 error requestId downloadPath createdAt completedAt
-  counts { conversations messages messagesElsewhere feedback usage }`;
+  counts { conversations messages messagesElsewhere feedback usage assistants documents queryHistory apiKeys }`;
 const EXPORT = `mutation($r: String) { exportMyData(requestId: $r) { ${EXPORT_FIELDS} } }`;
 const GET_EXPORT = `query($id: UUID!) { dataExport(id: $id) { ${EXPORT_FIELDS} } }`;
 const DELETE_USER = `mutation($id: UUID!, $mode: DeleteUserMode!) {
@@ -221,7 +221,7 @@ describe("exportMyData", () => {
       requestId: "alice-export-1",
       downloadPath: `/exports/${ready.id}/download`,
       // Elsewhere: her words in the Discord channel and her visit to Bob; usage: the ledger row of the worker's reply too.
-      counts: { conversations: 2, messages: 3, messagesElsewhere: 2, feedback: 1, usage: 2 },
+      counts: { conversations: 2, messages: 3, messagesElsewhere: 2, feedback: 1, usage: 2, assistants: 1, documents: 1, queryHistory: 1, apiKeys: 1 },
     });
     expect(ready.fileSizeBytes).toBe(Buffer.byteLength(text));
     expect(ready.sha256).toBe(sha256(Buffer.from(text)));
@@ -317,11 +317,33 @@ describe("exportMyData", () => {
     expect(archive.counts).toEqual(ready.counts);
   });
 
-  it("holds nothing of anyone else's: Bob's conversations, Discord messages, feedback and usage are absent", () => {
+  it("holds her assistants with their versions, her own documents with their text, her questions, and her keys without their secrets", async () => {
+    const assistant = await knex()("assistants").where({ ownerId: alice.user.user.id }).first();
+    expect(archive.assistants).toEqual([
+      {
+        id: assistant.id,
+        name: "alice's helper",
+        description: null,
+        isActive: true,
+        currentVersion: 1,
+        createdAt: assistant.createdAt.toISOString(),
+        updatedAt: assistant.updatedAt.toISOString(),
+        versions: [expect.objectContaining({ version: 1, model: "m", systemPrompt: null, parameters: {}, tools: [] })],
+      },
+    ]);
+    expect(archive.documents).toEqual([expect.objectContaining({ title: "alice's notes", chunks: [{ position: 0, content: "private notes of alice" }] })]);
+    expect(archive.queryHistory).toEqual([expect.objectContaining({ question: "what did alice ask?", answer: null, cacheHit: false })]);
+    const [key] = await knex()("api_keys").where({ userId: alice.user.user.id });
+    expect(archive.apiKeys).toEqual([{ id: key.id, name: key.name, prefix: key.prefix, role: key.role, createdAt: key.createdAt.toISOString(), lastUsedAt: key.lastUsedAt?.toISOString() ?? null, revokedAt: null }]);
+    expect(text).not.toContain(alice.user.token);
+    expect(text).not.toContain(key.keyHash);
+  });
+
+  it("holds nothing of anyone else's: Bob's conversations, Discord messages, feedback, usage, assistants, documents and questions are absent", () => {
     // Bob's conversation id appears once: where Alice's own visit to it lies; nothing else of it.
     expect(text.split(bob.own)).toHaveLength(2);
     const secrets = [bob.empty, "bob's private", "bob says hello", "an answer for bob", "bob in discord", "the bot answers", bob.feedbackId, "thanks from bob", bob.usageId];
-    for (const secret of [...secrets, "bob-spend", "bob@example.test", "sub-bob", "bob's notes", "carol", carol.own, carol.usageId]) {
+    for (const secret of [...secrets, "bob-spend", "bob@example.test", "sub-bob", "bob's notes", "bob's helper", "what did bob ask?", "carol", carol.own, carol.usageId]) {
       expect(text).not.toContain(secret);
     }
   });
@@ -677,7 +699,7 @@ describe("deleteUser DELETE", () => {
     // His visits to Alice and Carol went with their conversations; Alice's visit to him is emptied.
     expect(archive.messagesElsewhere.map((m: any) => m.content)).toEqual(["bob in discord"]);
     expect(archive.conversations[0].messages.map((m: any) => m.content)).toEqual(["bob says hello", "an answer for bob", ""]);
-    expect(archive.counts).toEqual({ conversations: 2, messages: 3, messagesElsewhere: 1, feedback: 1, usage: 2 });
+    expect(archive.counts).toEqual({ conversations: 2, messages: 3, messagesElsewhere: 1, feedback: 1, usage: 2, assistants: 1, documents: 1, queryHistory: 1, apiKeys: 1 });
     expect(JSON.stringify(archive)).not.toMatch(/alice|carol/);
   });
 });

@@ -18,11 +18,23 @@
  *   usage [ ai_requests billed to the user, by occurredAt: { id, requestId, conversationId, messageId, guildId,
  *     provider, model, kind, promptTokens, completionTokens, cachedTokens, latencyMs, timeToFirstTokenMs, status,
  *     errorCode, confidence, safety, relevance, costUsd, costSource, metadata, occurredAt, createdAt } ],
- *   budget (the user's own budget, or null), counts { conversations, messages, messagesElsewhere, feedback, usage }
+ *   budget (the user's own budget, or null),
+ *   assistants [ the assistants the user owns (not shared ones), oldest first: { id, name, description, isActive,
+ *     currentVersion, createdAt, updatedAt, versions [ { version, model, systemPrompt, parameters, tools,
+ *     knowledgeScope, createdAt } ] } ],
+ *   documents [ the documents of the user's own knowledge base (scope USER), oldest first: { id, externalId, title,
+ *     sourceUrl, tags, metadata, language, sizeBytes, contentSha256, createdAt, updatedAt, chunks [ { position,
+ *     content } ] } ] (the text as stored: in chunks, in position order),
+ *   queryHistory [ the questions the user asked: { id, conversationId, guildId, channelId, question, answer,
+ *     sources, model, responseTimeMs, promptTokens, completionTokens, cacheHit, createdAt } ],
+ *   apiKeys [ the user's keys without their secrets or hashes: { id, name, prefix, role, createdAt, lastUsedAt,
+ *     revokedAt } ],
+ *   counts { conversations, messages, messagesElsewhere, feedback, usage, assistants, documents, queryHistory, apiKeys }
  *
  * What is the user's: a conversation they own is theirs with everything in it, so its messages by other
  * participants (an assistant's replies, a service writing for someone else) are part of it; anywhere else only
- * what they wrote themselves. Other users' conversations, feedback and usage are never read. Ledger rows leave
+ * what they wrote themselves. Other users' conversations, feedback, usage, assistants and documents are never
+ * read, nor shared assistants or guild and global documents the user may have written. Ledger rows leave
  * out who reported them (a service's id is not the user's data). Messages added to an owned conversation while
  * the archive is written are left out past the conversation's last seq when it was reached.
  */
@@ -84,6 +96,13 @@ const USAGE_COLUMNS = [
   "occurredAt",
   "createdAt",
 ];
+const ASSISTANT_COLUMNS = ["id", "name", "description", "isActive", "currentVersion", "createdAt", "updatedAt"];
+const ASSISTANT_VERSION_COLUMNS = ["version", "model", "systemPrompt", "parameters", "tools", "knowledgeScope", "createdAt"];
+const DOCUMENT_COLUMNS = ["id", "externalId", "title", "sourceUrl", "tags", "metadata", "language", "sizeBytes", "contentSha256", "createdAt", "updatedAt"];
+const QUERY_COLUMNS = ["id", "conversationId", "guildId", "channelId", "question", "answer", "sources", "model", "responseTimeMs", "promptTokens", "completionTokens", "cacheHit", "createdAt"];
+const API_KEY_COLUMNS = ["id", "name", "prefix", "role", "createdAt", "lastUsedAt", "revokedAt"];
+/** Chunks of a document per page: a document may be large, its chunks are read a page at a time. */
+const CHUNK_PAGE = 200;
 const BUDGET_COLUMNS = ["id", "period", "timeZone", "limitUsd", "thresholds", "enforcement", "periodStart", "spentUsd", "createdAt", "updatedAt"];
 /** numeric columns: both drivers return them as strings. */
 const NUMERIC = new Set(["confidence", "safety", "relevance", "costUsd", "limitUsd", "spentUsd"]);
@@ -237,7 +256,46 @@ async function* archiveText(
   yield* elements(mapRows(usage, USAGE_COLUMNS), (n) => (counts.usage = n));
 
   const budget: Row | undefined = await knex("user_budgets").where({ userId }).first(BUDGET_COLUMNS);
-  yield `,\n"budget":${JSON.stringify(budget ? plain(budget, BUDGET_COLUMNS) : null)},\n"counts":${JSON.stringify(counts)}}\n`;
+  yield `,\n"budget":${JSON.stringify(budget ? plain(budget, BUDGET_COLUMNS) : null)},\n"assistants":[`;
+  const assistants = pages(() => knex("assistants").select(ASSISTANT_COLUMNS).where({ ownerId: userId }), "createdAt", "created_at", onPage);
+  yield* elements(withVersions(knex, assistants), (n) => (counts.assistants = n));
+
+  yield `,\n"documents":[`;
+  const ownBase = knex("knowledge_bases").select("id").where({ scope: "user", userId });
+  const documents = pages(() => knex("documents").select(DOCUMENT_COLUMNS).whereIn("knowledgeBaseId", ownBase.clone()), "createdAt", "created_at", onPage);
+  yield* elements(withChunks(knex, documents, onPage), (n) => (counts.documents = n));
+
+  yield `,\n"queryHistory":[`;
+  const queries = pages(() => knex("query_history").select(QUERY_COLUMNS).where({ userId }), "createdAt", "created_at", onPage);
+  yield* elements(mapRows(queries, QUERY_COLUMNS), (n) => (counts.queryHistory = n));
+
+  yield `,\n"apiKeys":[`;
+  const keys = pages(() => knex("api_keys").select(API_KEY_COLUMNS).where({ userId }), "createdAt", "created_at", onPage);
+  yield* elements(mapRows(keys, API_KEY_COLUMNS), (n) => (counts.apiKeys = n));
+  yield `,\n"counts":${JSON.stringify(counts)}}\n`;
+}
+
+/** Each assistant with every version of it, oldest first (a handful per assistant). */
+async function* withVersions(knex: Knex, assistants: AsyncIterable<Row>): AsyncGenerator<Row> {
+  for await (const assistant of assistants) {
+    const versions: Row[] = await knex("assistant_versions").select(ASSISTANT_VERSION_COLUMNS).where({ assistantId: assistant.id }).orderBy("version");
+    yield { ...plain(assistant, ASSISTANT_COLUMNS), versions: versions.map((version) => plain(version, ASSISTANT_VERSION_COLUMNS)) };
+  }
+}
+
+/** Each document with its text, chunk by chunk in position order, read a page of chunks at a time. */
+async function* withChunks(knex: Knex, documents: AsyncIterable<Row>, onPage: () => void): AsyncGenerator<Row> {
+  for await (const document of documents) {
+    const chunks: Row[] = [];
+    for (let after = -1; ; ) {
+      const page: Row[] = await knex("document_chunks").select("position", "content").where({ documentId: document.id }).where("position", ">", after).orderBy("position").limit(CHUNK_PAGE);
+      chunks.push(...page);
+      if (page.length < CHUNK_PAGE) break;
+      after = page[page.length - 1].position as number;
+      onPage();
+    }
+    yield { ...plain(document, DOCUMENT_COLUMNS), chunks };
+  }
 }
 
 async function* mapRows(rows: AsyncIterable<Row>, columns: readonly string[]): AsyncGenerator<Row> {
@@ -259,7 +317,7 @@ export async function writeArchive(
 ): Promise<ArchiveResult | undefined> {
   const user: Row | undefined = await knex("users").where({ id: request.userId }).first(USER_COLUMNS);
   if (!user) return undefined;
-  const counts: DataExportCounts = { conversations: 0, messages: 0, messagesElsewhere: 0, feedback: 0, usage: 0 };
+  const counts: DataExportCounts = { conversations: 0, messages: 0, messagesElsewhere: 0, feedback: 0, usage: 0, assistants: 0, documents: 0, queryHistory: 0, apiKeys: 0 };
   const written = await sinkText(archiveText(knex, encryption, request, user, counts, onPage), sink);
   return { ...written, counts };
 }

@@ -19,6 +19,19 @@ export class DataExportCounts {
 
   @Field(() => Int, { description: "Usage ledger rows billed to you" })
   usage: number;
+
+  // Archived since 2026-12-03: null for exports written before they were.
+  @Field(() => Int, { nullable: true, description: "Assistants you own (null in archives made before they were included)" })
+  assistants: number | null;
+
+  @Field(() => Int, { nullable: true, description: "Documents of your own knowledge base (null in archives made before they were included)" })
+  documents: number | null;
+
+  @Field(() => Int, { nullable: true, description: "Questions you asked, from the query history (null in archives made before they were included)" })
+  queryHistory: number | null;
+
+  @Field(() => Int, { nullable: true, description: "Your API keys, without their secrets (null in archives made before they were included)" })
+  apiKeys: number | null;
 }
 
 /**
