@@ -84,6 +84,9 @@ function Shell({ viewer }: { viewer: Viewer }) {
 
   return (
     <div class="app">
+      <a class="skip-link" href="#main" onClick={skipToContent}>
+        Skip to content
+      </a>
       <header class="topbar">
         <Link class="brand" href={paths.conversations()}>
           Parley <span class="brand-sub">Console</span>
@@ -102,7 +105,7 @@ function Shell({ viewer }: { viewer: Viewer }) {
         </div>
         <button class="button subtle" type="button" onClick={() => signOut()}>Sign out</button>
       </header>
-      <main class="main">
+      <main class="main" id="main" tabIndex={-1}>
         {route.name === "not-found" ? (
           <div class="page-message">
             <h1>Page not found</h1>
@@ -120,6 +123,12 @@ function Shell({ viewer }: { viewer: Viewer }) {
       </main>
     </div>
   );
+}
+
+/** Focuses the page's content rather than following #main, which would add a history entry that Back merely undoes. */
+function skipToContent(event: Event) {
+  event.preventDefault();
+  document.getElementById("main")?.focus();
 }
 
 function LiveIndicator() {

@@ -84,6 +84,12 @@ md.renderer.rules.image = (tokens, index, options, env) => {
   return `<a class="md-image" href="${href}" target="_blank" rel="noopener noreferrer nofollow ugc">[image: ${alt}]</a>`;
 };
 
+// A code block scrolls sideways when its lines are long: focusable, so that the keyboard can scroll it too.
+for (const rule of ["fence", "code_block"] as const) {
+  const render = md.renderer.rules[rule]!;
+  md.renderer.rules[rule] = (...args) => render(...args).replace(/^<pre>/, '<pre tabindex="0">');
+}
+
 /** HTML for a message's Markdown text; every piece of it is escaped or built here. */
 export function renderMarkdown(text: string): string {
   return md.render(text);

@@ -215,19 +215,40 @@ export const USAGE = `
 export interface BudgetState {
   percent: number;
   exceeded: boolean;
+  spentUsd: number;
   remainingUsd: number;
-  periodStart: string;
-  budget: { id: string; limitUsd: number; period: string; enforcement: string; userId: string | null; guildId: string | null };
+  resetsAt: string;
+  budget: {
+    id: string;
+    limitUsd: number;
+    period: string;
+    enforcement: string;
+    userId: string | null;
+    guildId: string | null;
+    /** Asked for by BUDGETS only (admins); null for a guild's budget. */
+    user?: { id: string; displayName: string; email: string | null } | null;
+  };
 }
 
-const BUDGET_FIELDS = "percent exceeded remainingUsd periodStart budget { id limitUsd period enforcement userId guildId }";
+const BUDGET_STATUS = `
+  fragment ConsoleBudgetStatus on BudgetStatus {
+    percent exceeded spentUsd remainingUsd resetsAt
+    budget { id limitUsd period enforcement userId guildId }
+  }`;
 
-/** The viewer's budget, and (admins) those of the users named, in one request. */
-export function budgetsQuery(userIds: string[]): string {
-  const others = userIds.map((_, index) => `u${index}: budgetStatus(userId: $u${index}) { ${BUDGET_FIELDS} }`).join("\n");
-  const params = userIds.map((_, index) => `$u${index}: UUID!`).join(", ");
-  return `query ConsoleBudgets${params ? `(${params})` : ""} { mine: budgetStatus { ${BUDGET_FIELDS} } ${others} }`;
-}
+/** The viewer's own budget (null without one). */
+export const MY_BUDGET = `query ConsoleMyBudget { budgetStatus { ...ConsoleBudgetStatus } } ${BUDGET_STATUS}`;
+
+/** Admins: every budget, newest first, with the user each caps. */
+export const BUDGETS = `
+  query ConsoleBudgets($first: Int!, $after: String) {
+    budgets(first: $first, after: $after) {
+      edges { node { ...ConsoleBudgetStatus budget { user { id displayName email } } } }
+      pageInfo { hasNextPage endCursor }
+      totalCount
+    }
+  }
+  ${BUDGET_STATUS}`;
 
 export interface Alert {
   id: string;
@@ -250,15 +271,17 @@ export const ALERTS = `
 export const ALERT_RAISED = `subscription ConsoleAlertRaised { alertRaised { ${ALERT_FIELDS} } }`;
 
 export const ACKNOWLEDGE_ALERT = `mutation ConsoleAcknowledgeAlert($id: UUID!) { acknowledgeAlert(id: $id) { ${ALERT_FIELDS} } }`;
+export const RESOLVE_ALERT = `mutation ConsoleResolveAlert($id: UUID!) { resolveAlert(id: $id) { ${ALERT_FIELDS} } }`;
 
 export interface UserRow {
   id: string;
   displayName: string;
+  email: string | null;
   role: "ADMIN" | "MEMBER" | "SERVICE";
   isActive: boolean;
 }
 
-const USER_FIELDS = "id displayName role isActive";
+const USER_FIELDS = "id displayName email role isActive";
 
 export const USERS = `
   query ConsoleUsers($first: Int!, $after: String, $filter: UserFilter) {
@@ -298,15 +321,23 @@ export const SYSTEM_CONFIGS = `query ConsoleSystemConfigs { systemConfigs { key 
 export const SET_SYSTEM_CONFIG = `
   mutation ConsoleSetSystemConfig($key: String!, $value: JSON!) { setSystemConfig(key: $key, value: $value) { key value description updatedAt } }`;
 
+/** Who a row names, by name; null when that account was deleted. */
+export interface PersonRef {
+  id: string;
+  displayName: string;
+  email: string | null;
+}
+
 export interface ServiceGrantRow {
   id: string;
   serviceId: string;
+  service: PersonRef | null;
   conversationId: string | null;
   origin: string | null;
   createdAt: string;
 }
 
-const GRANT_FIELDS = "id serviceId conversationId origin createdAt";
+const GRANT_FIELDS = "id serviceId service { id displayName email } conversationId origin createdAt";
 
 export const SERVICE_GRANTS = `query ConsoleServiceGrants { serviceGrants { ${GRANT_FIELDS} } }`;
 export const GRANT_SERVICE = `mutation ConsoleGrantService($input: GrantServiceInput!) { grantService(input: $input) { ${GRANT_FIELDS} } }`;
@@ -326,6 +357,7 @@ export interface AuditRow {
   id: string;
   action: string;
   actorId: string | null;
+  actor: PersonRef | null;
   targetType: string | null;
   targetId: string | null;
   createdAt: string;
@@ -335,7 +367,7 @@ export interface AuditRow {
 export const AUDIT_LOGS = `
   query ConsoleAuditLogs($first: Int!, $after: String, $filter: AuditLogFilter) {
     auditLogs(first: $first, after: $after, filter: $filter) {
-      edges { node { id action actorId targetType targetId createdAt details } }
+      edges { node { id action actorId actor { id displayName email } targetType targetId createdAt details } }
       pageInfo { hasNextPage endCursor }
       totalCount
     }

@@ -10,7 +10,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Page } from "playwright-core";
 import { Role } from "../../src/modules/user/role.enum";
-import { consoleSuite, screenshot } from "../helpers/browser";
+import { addMessage as addMessageAs, consoleSuite, createConversation as createConversationAs, screenshot } from "../helpers/browser";
+import { offscreenElements } from "./layout";
 import type { TestUser } from "../helpers/server";
 
 const suite = consoleSuite();
@@ -25,14 +26,8 @@ beforeAll(async () => {
   alice = await suite.app.makeUser(Role.MEMBER, "Alice Liddell");
 });
 
-async function createConversation(owner: TestUser, title: string): Promise<string> {
-  const data = await suite.app.ok<{ createConversation: { id: string } }>(`mutation($title: String!) { createConversation(input: { title: $title }) { id } }`, { title }, owner.token);
-  return data.createConversation.id;
-}
-
-async function addMessage(token: string, conversationId: string, content: string, input: Record<string, unknown> = {}): Promise<void> {
-  await suite.app.ok(`mutation($input: AddMessageInput!) { addMessage(input: $input) { id } }`, { input: { conversationId, content, ...input } }, token);
-}
+const createConversation = (owner: TestUser, title: string) => createConversationAs(suite.app, owner, title);
+const addMessage = (token: string, conversationId: string, content: string, input?: Record<string, unknown>) => addMessageAs(suite.app, token, conversationId, content, input);
 
 const overflow = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
 
@@ -85,6 +80,27 @@ function seedUsage() {
     return totals;
   })();
   return seeded;
+}
+
+let wideRows: Promise<void> | undefined;
+
+/** Rows as wide as admin tables get: a long service name and email, a grant to one conversation (its id), long audit details, a budget. */
+function seedWideRows() {
+  wideRows ??= (async () => {
+    const service = await suite.app.makeUser(Role.SERVICE, "Nightly transcript archiver for the support team");
+    await suite.app.database.db.knex("users").where({ id: service.user.id }).update({ email: "transcript-archiver.support-team@operations.example.org" });
+    const conversationId = await createConversation(admin, "Granted to the archiver");
+    await suite.app.ok(`mutation($input: GrantServiceInput!) { grantService(input: $input) { id } }`, { input: { serviceId: service.user.id, conversationId } }, admin.token);
+    await suite.app.ok(`mutation($settings: JSON!) { setGuildConfig(guildId: "998877665544332211", settings: $settings) { guildId } }`, { settings: { systemPrompt: "You are a helpful assistant. ".repeat(8).trim() } }, admin.token);
+    await suite.app.ok(`mutation { createApiKey(name: "Quarterly reporting export for the finance department") { id } }`, {}, admin.token);
+    await setBudget({ userId: alice.user.id, limitUsd: 25, period: "MONTHLY" });
+  })();
+  return wideRows;
+}
+
+async function setBudget(input: Record<string, unknown>): Promise<string> {
+  const data = await suite.app.ok<{ setBudget: { id: string } }>(`mutation($input: SetBudgetInput!) { setBudget(input: $input) { id } }`, { input }, admin.token);
+  return data.setBudget.id;
 }
 
 suite.test("renames and archives a conversation from the chat, which then cannot be written in", async ({ open }) => {
@@ -205,6 +221,89 @@ suite.test("a live alert appears for an admin, who acknowledges it", async ({ op
   expect(stored.alerts.edges.find((edge) => edge.node.id === raised.raiseAlert.id)?.node.acknowledgedAt).toBeTruthy();
 });
 
+suite.test("an admin resolves an alert, which leaves the open list for good", async ({ open }) => {
+  const raise = async (message: string) => {
+    const data = await suite.app.ok<{ raiseAlert: { id: string } }>(
+      `mutation($input: RaiseAlertInput!) { raiseAlert(input: $input) { id } }`,
+      { input: { severity: "CRITICAL", source: "console-test", message } },
+      admin.token,
+    );
+    return data.raiseAlert.id;
+  };
+  const message = `Budget watcher stalled (${Date.now()})`;
+  const id = await raise(message);
+  const other = await raise(`Another alert, left open (${Date.now()})`);
+  const tab = await open();
+  await tab.signIn(admin.token);
+  const { page } = tab;
+  await tab.goto("/console/usage");
+  const item = page.locator(`[data-alert-id="${id}"]`);
+  await item.getByText(message).waitFor();
+  await item.getByRole("button", { name: "Resolve" }).click();
+  await item.waitFor({ state: "detached" });
+  const stored = await suite.app.ok<{ alerts: { edges: { node: { id: string; resolvedAt: string | null; acknowledgedAt: string | null } }[] } }>(
+    `query { alerts(first: 100, filter: { resolved: true }) { edges { node { id resolvedAt acknowledgedAt } } } }`,
+    {},
+    admin.token,
+  );
+  const resolved = stored.alerts.edges.find((edge) => edge.node.id === id)?.node;
+  expect(resolved?.resolvedAt).toBeTruthy();
+  expect(resolved?.acknowledgedAt).toBeTruthy(); // resolving acknowledges too
+  // The list asks for open alerts only: after a reload, with the list drawn again, it is still gone.
+  await page.reload();
+  await page.locator(`[data-alert-id="${other}"]`).waitFor();
+  await expect(item.count()).resolves.toBe(0);
+});
+
+suite.test("an admin sees every budget as a gauge by user name or guild, a page at a time; a member sees their own", async ({ open }) => {
+  const mallory = await suite.app.makeUser(Role.MEMBER, "Mallory Budgeted");
+  const mine = await setBudget({ userId: mallory.user.id, limitUsd: 0.5, period: "WEEKLY", enforcement: "HARD" });
+  // More than a page (24) of budgets: guilds'.
+  const guilds = Array.from({ length: 25 }, (_, index) => `7000000000000000${String(index).padStart(2, "0")}`);
+  const guildBudgets = new Map<string, string>();
+  for (const guildId of guilds) guildBudgets.set(guildId, await setBudget({ guildId, limitUsd: 100, period: "MONTHLY" }));
+  const { budgets } = await suite.app.ok<{ budgets: { totalCount: number } }>(`query { budgets(first: 1) { totalCount } }`, {}, admin.token);
+  expect(budgets.totalCount).toBeGreaterThan(24);
+
+  const tab = await open();
+  await tab.signIn(admin.token);
+  const { page } = tab;
+  await tab.goto("/console/usage");
+  const gauges = page.getByTestId("budget-gauge");
+  await gauges.first().waitFor();
+  await expect(gauges.count()).resolves.toBe(24);
+  // Newest first: the guilds' budgets, the newest on top, then the rest a click away.
+  await expect(gauges.first().getAttribute("data-budget-id")).resolves.toBe(guildBudgets.get(guilds.at(-1)!));
+  await expect(gauges.first().locator(".budget-name").textContent()).resolves.toBe(`Guild ${guilds.at(-1)}`);
+  await page.getByRole("button", { name: `More budgets (24 of ${budgets.totalCount})` }).click();
+  await page.waitForFunction((total) => document.querySelectorAll('[data-testid="budget-gauge"]').length === total, budgets.totalCount);
+  const ids = await gauges.evaluateAll((nodes) => nodes.map((node) => node.getAttribute("data-budget-id")));
+  expect(new Set(ids).size).toBe(budgets.totalCount);
+  await expect(page.getByRole("button", { name: /More budgets/ }).count()).resolves.toBe(0);
+  const malloryGauge = page.locator(`[data-budget-id="${mine}"]`);
+  await expect(malloryGauge.locator(".budget-name").textContent()).resolves.toBe("Mallory Budgeted");
+  await expect(malloryGauge.getByRole("meter").getAttribute("aria-label")).resolves.toBe("Mallory Budgeted: 0% spent");
+
+  // Mallory sees only her own, by the API's numbers.
+  await suite.app.ok(
+    `mutation($input: RecordAiRequestInput!) { recordAiRequest(input: $input) { id } }`,
+    { input: { requestId: `budget-${Date.now()}`, model: "gpt-4o", provider: "test", promptTokens: 10, completionTokens: 10, costUsd: 0.2, status: "SUCCESS", userId: mallory.user.id } },
+    admin.token,
+  );
+  const status = await suite.app.ok<{ budgetStatus: { percent: number } }>(`query { budgetStatus { percent } }`, {}, mallory.token);
+  expect(status.budgetStatus.percent).toBeCloseTo(40, 5);
+  const member = await open();
+  await member.signIn(mallory.token);
+  await member.goto("/console/usage");
+  const own = member.page.getByTestId("budget-gauge");
+  await own.waitFor();
+  await expect(own.count()).resolves.toBe(1);
+  await expect(own.getAttribute("data-budget-id")).resolves.toBe(mine);
+  await expect(own.locator(".budget-name").textContent()).resolves.toBe("Your budget");
+  await expect(own.getByRole("meter").getAttribute("aria-label")).resolves.toBe("Your budget: 40% spent");
+  expect(member.operations.map((operation) => operation.operationName)).not.toContain("ConsoleBudgets");
+});
+
 suite.test("an admin creates an API key (shown once, copied) and revokes it, which signs its page out", async ({ open }) => {
   const tab = await open();
   await tab.page.context().grantPermissions(["clipboard-read", "clipboard-write"]);
@@ -276,15 +375,23 @@ suite.test("an admin changes a user's role and deactivates and reactivates them"
   expect(stored.users.edges.find((edge) => edge.node.id === bob.user.id)?.node).toEqual({ id: bob.user.id, role: "SERVICE", isActive: true });
 });
 
-suite.test("an admin grants a service every Discord conversation and revokes it, and reads the audit log by filter", async ({ open }) => {
+suite.test("an admin grants a service, picked by name, every Discord conversation and revokes it, and reads the audit log by filter", async ({ open }) => {
   const service = await suite.app.makeUser(Role.SERVICE, `relay-${Date.now()}`);
+  const email = `${service.user.displayName}@bots.example.org`;
+  await suite.app.database.db.knex("users").where({ id: service.user.id }).update({ email });
   const tab = await open();
   await tab.signIn(admin.token);
   const { page } = tab;
   page.on("dialog", (dialog) => void dialog.accept());
   await tab.goto("/console/admin/grants");
   await page.getByTestId("grants-table").waitFor();
-  await page.getByLabel("Service", { exact: true }).selectOption(service.user.id);
+  // Services only, by name (and email): not members, not ids.
+  const picker = page.getByLabel("Service", { exact: true });
+  await picker.locator(`option[value="${service.user.id}"]`).waitFor({ state: "attached" });
+  const options = await picker.locator("option").evaluateAll((nodes) => nodes.map((node) => node.textContent));
+  expect(options).toContain(`${service.user.displayName} (${email})`);
+  expect(options).not.toContain(alice.user.displayName);
+  await picker.selectOption({ label: `${service.user.displayName} (${email})` });
   await page.getByLabel("Origin", { exact: true }).selectOption("DISCORD");
   await page.getByRole("button", { name: "Grant" }).click();
   const row = page.locator('[data-testid="grants-table"] tr', { hasText: service.user.displayName });
@@ -311,6 +418,26 @@ suite.test("an admin grants a service every Discord conversation and revokes it,
   await expect(auditRows.evaluateAll((rows) => rows.map((row) => row.getAttribute("data-action")))).resolves.toEqual(["grant.revoke"]);
   const sent = tab.operations.filter((operation) => operation.operationName === "ConsoleAuditLogs").at(-1)!;
   expect(sent.variables.filter).toEqual({ action: "grant.revoke", targetId: grantId });
+  // The actor by name, and picked by name in the filter.
+  await expect(auditRows.first().locator('[data-col="actor"]').textContent()).resolves.toBe("Ada Admin");
+  await page.getByLabel("Action").fill("");
+  await page.getByLabel("Target id").fill("");
+  await page.getByLabel("Actor", { exact: true }).selectOption({ label: "Ada Admin" });
+  await page.getByRole("button", { name: "Filter" }).click();
+  // More than the one entry shown before: the admin both granted and revoked.
+  const byAdmin = await suite.app.ok<{ auditLogs: { totalCount: number } }>(`query($id: UUID!) { auditLogs(first: 1, filter: { actorId: $id }) { totalCount } }`, { id: admin.user.id }, admin.token);
+  expect(byAdmin.auditLogs.totalCount).toBeGreaterThan(1);
+  await page.getByTestId("audit-total").filter({ hasText: new RegExp(`^${byAdmin.auditLogs.totalCount} entries$`) }).waitFor();
+  expect(tab.operations.filter((operation) => operation.operationName === "ConsoleAuditLogs").at(-1)!.variables.filter).toEqual({ actorId: admin.user.id });
+  await expect(page.locator('[data-testid="audit-table"] tbody [data-col="actor"]').evaluateAll((cells) => [...new Set(cells.map((cell) => cell.textContent))])).resolves.toEqual(["Ada Admin"]);
+
+  // An entry without an actor: Parley itself, or an account deleted since.
+  await suite.app.database.db.knex("audit_logs").insert({ action: "retention.run", details: { deleted: 0 } });
+  await page.getByLabel("Actor", { exact: true }).selectOption({ label: "anyone" });
+  await page.getByLabel("Action").fill("retention.run");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByTestId("audit-total").filter({ hasText: /^1 entry$/ }).waitFor();
+  await expect(auditRows.first().locator('[data-col="actor"]').textContent()).resolves.toBe("system or deleted account");
 });
 
 suite.test("a settings editor refuses invalid JSON inline and shows the server's refusal of a bad retention policy", async ({ open }) => {
@@ -353,21 +480,23 @@ for (const viewport of [
   { width: 375, height: 740, colorScheme: "dark" as const },
   { width: 1440, height: 900, colorScheme: "light" as const },
 ]) {
-  suite.test(`usage and admin pages fit ${viewport.width} px (${viewport.colorScheme} theme)`, async ({ open }) => {
-    await seedUsage();
+  suite.test(`usage and admin pages fit ${viewport.width} px, every part of them (${viewport.colorScheme} theme)`, async ({ open }) => {
+    await Promise.all([seedUsage(), seedWideRows()]);
     const tab = await open(viewport);
     await tab.signIn(admin.token);
     const { page } = tab;
     await tab.goto("/console/usage");
     await page.getByTestId("usage-table").waitFor();
+    await page.getByTestId("budget-gauge").first().waitFor();
     await page.locator('[data-testid="chart-cost-per-day-by-model"] canvas').waitFor();
-    expect(await overflow(page)).toBe(0);
+    expect(await offscreenElements(page)).toEqual([]);
     await screenshot(page, `usage-${viewport.width}-${viewport.colorScheme}`);
-    for (const section of ["users", "keys", "grants", "config", "guilds", "audit"]) {
+    for (const [section, table] of [["users", "users-table"], ["keys", "keys-table"], ["grants", "grants-table"], ["config", null], ["guilds", null], ["audit", "audit-table"]] as const) {
       await tab.goto(`/console/admin/${section}`);
       await page.getByTestId("admin-page").waitFor();
+      if (table) await page.locator(`[data-testid="${table}"] tbody tr`).first().waitFor();
       await page.waitForLoadState("networkidle");
-      expect(await overflow(page)).toBe(0);
+      expect(await offscreenElements(page)).toEqual([]);
       await screenshot(page, `admin-${section}-${viewport.width}-${viewport.colorScheme}`);
     }
     const id = await createConversation(admin, "A conversation with a title long enough to wrap on a phone screen");
@@ -417,6 +546,13 @@ screenshots("writes the README's screenshots of the chat and usage views (PARLEY
   await page.waitForLoadState("networkidle");
   await screenshot(page, "console-chat", DOCS);
 
+  // The usage page as a team would see it: the other tests' budgets and alerts cleared away first.
+  const { budgets } = await suite.app.ok<{ budgets: { edges: { node: { budget: { id: string } } }[] } }>(`query { budgets(first: 100) { edges { node { budget { id } } } } }`, {}, admin.token);
+  for (const { node } of budgets.edges) await suite.app.ok(`mutation($id: UUID!) { deleteBudget(id: $id) }`, { id: node.budget.id }, admin.token);
+  const { alerts } = await suite.app.ok<{ alerts: { edges: { node: { id: string } }[] } }>(`query { alerts(first: 100, filter: { resolved: false }) { edges { node { id } } } }`, {}, admin.token);
+  for (const { node } of alerts.edges) await suite.app.ok(`mutation($id: UUID!) { resolveAlert(id: $id) { id } }`, { id: node.id }, admin.token);
+  await setBudget({ userId: alice.user.id, limitUsd: 2, period: "MONTHLY" });
+  await setBudget({ guildId: "112233445566778899", limitUsd: 50, period: "WEEKLY", enforcement: "HARD" });
   await suite.app.ok(
     `mutation($input: RaiseAlertInput!) { raiseAlert(input: $input) { id } }`,
     { input: { severity: "WARNING", source: "budget-watch", message: "Team spend passed 80% of the monthly budget" } },
@@ -427,6 +563,7 @@ screenshots("writes the README's screenshots of the chat and usage views (PARLEY
   await adminTab.goto("/console/usage");
   await adminTab.page.getByTestId("usage-table").waitFor();
   await adminTab.page.locator('[data-testid="chart-cost-per-day-by-model"] canvas').waitFor();
+  await adminTab.page.getByTestId("budget-gauge").nth(1).waitFor();
   await adminTab.page.waitForLoadState("networkidle");
   await screenshot(adminTab.page, "console-usage", DOCS);
 });

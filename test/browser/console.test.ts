@@ -8,7 +8,7 @@
 import { SignJWT } from "jose";
 import type { Page } from "playwright-core";
 import { Role } from "../../src/modules/user/role.enum";
-import { consoleSuite, screenshot, type ConsolePage } from "../helpers/browser";
+import { addMessage as addMessageAs, consoleSuite, createConversation as createConversationAs, screenshot, type ConsolePage } from "../helpers/browser";
 import type { TestUser } from "../helpers/server";
 
 /** JWTs from a pretend identity provider, besides API keys. */
@@ -27,23 +27,8 @@ beforeAll(async () => {
   worker = await suite.app.makeUser(Role.SERVICE, "gpt-worker");
 });
 
-async function createConversation(owner: TestUser, title: string): Promise<string> {
-  const data = await suite.app.ok<{ createConversation: { id: string } }>(
-    `mutation($title: String!) { createConversation(input: { title: $title }) { id } }`,
-    { title },
-    owner.token,
-  );
-  return data.createConversation.id;
-}
-
-async function addMessage(token: string, conversationId: string, content: string, input: Record<string, unknown> = {}): Promise<{ id: string; seq: number }> {
-  const data = await suite.app.ok<{ addMessage: { id: string; seq: number } }>(
-    `mutation($input: AddMessageInput!) { addMessage(input: $input) { id seq } }`,
-    { input: { conversationId, content, ...input } },
-    token,
-  );
-  return data.addMessage;
-}
+const createConversation = (owner: TestUser, title: string) => createConversationAs(suite.app, owner, title);
+const addMessage = (token: string, conversationId: string, content: string, input?: Record<string, unknown>) => addMessageAs(suite.app, token, conversationId, content, input);
 
 /** A conversation of Alice's that the worker may answer in. */
 async function aliceConversation(title: string): Promise<string> {

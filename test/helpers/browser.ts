@@ -17,7 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { createTestApp, type TestApp } from "./server";
+import { createTestApp, type TestApp, type TestUser } from "./server";
 import type { Env } from "../../src/config";
 
 /** Debian's package; scripts/install-chromium.sh installs it. PARLEY_CHROMIUM names another binary. */
@@ -74,7 +74,10 @@ export interface ConsolePage {
   expectConsoleError(pattern: RegExp): void;
   /** Opens a console path (default /console) on the test server. */
   goto(pathname?: string): Promise<void>;
-  /** Signs in through the form and waits for the signed-in page. */
+  /**
+   * Signs in through the form and waits for the signed-in page, the conversations, to have loaded its list: the
+   * landing page's requests are over before the test goes on (they would otherwise land in what it counts next).
+   */
   signIn(token: string): Promise<void>;
 }
 
@@ -100,6 +103,22 @@ export async function screenshot(page: Page, name: string, dir = SCREENSHOT_DIR)
   const file = path.join(dir, `${fileName(name)}.png`);
   await page.screenshot({ path: file, fullPage: false });
   return file;
+}
+
+/** A conversation of `owner`'s, made through the API. */
+export async function createConversation(app: TestApp, owner: TestUser, title: string): Promise<string> {
+  const data = await app.ok<{ createConversation: { id: string } }>(`mutation($title: String!) { createConversation(input: { title: $title }) { id } }`, { title }, owner.token);
+  return data.createConversation.id;
+}
+
+/** A message added through the API (`input` adds to or overrides AddMessageInput). */
+export async function addMessage(app: TestApp, token: string, conversationId: string, content: string, input: Record<string, unknown> = {}): Promise<{ id: string; seq: number }> {
+  const data = await app.ok<{ addMessage: { id: string; seq: number } }>(
+    `mutation($input: AddMessageInput!) { addMessage(input: $input) { id seq } }`,
+    { input: { conversationId, content, ...input } },
+    token,
+  );
+  return data.addMessage;
 }
 
 async function openPage(browser: Browser, baseUrl: string, options: PageOptions = {}): Promise<ConsolePage> {
@@ -150,6 +169,7 @@ async function openPage(browser: Browser, baseUrl: string, options: PageOptions 
       await page.getByLabel("API key or JWT").fill(token);
       await page.getByRole("button", { name: "Sign in" }).click();
       await page.getByTestId("viewer-name").waitFor();
+      await page.locator('[data-testid="conversation-list"][aria-busy="false"]').waitFor({ state: "attached" });
     },
   };
 }

@@ -320,9 +320,16 @@ function ChatActions({ conversation, canManage, onChange }: { conversation: Conv
   const [panel, setPanel] = useState<Panel>("none");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const toggles = { rename: useRef<HTMLButtonElement>(null), export: useRef<HTMLButtonElement>(null) };
   const toggle = (next: Panel) => {
     setError(null);
     setPanel(panel === next ? "none" : next);
+  };
+  /** Closes the open panel, and gives focus back to the button that opened it (it would fall to the page otherwise). */
+  const close = () => {
+    if (panel === "none") return;
+    toggles[panel].current?.focus();
+    setPanel("none");
   };
 
   const archive = async () => {
@@ -340,15 +347,23 @@ function ChatActions({ conversation, canManage, onChange }: { conversation: Conv
   };
 
   return (
-    <div class="chat-actions">
+    <div
+      class="chat-actions"
+      onKeyDown={(event) => {
+        if (event.key === "Escape" && panel !== "none") {
+          event.preventDefault();
+          close();
+        }
+      }}
+    >
       <div class="row">
         {canManage && (
-          <button class="button small subtle" type="button" aria-expanded={panel === "rename"} onClick={() => toggle("rename")}>Rename</button>
+          <button class="button small subtle" type="button" ref={toggles.rename} aria-expanded={panel === "rename"} onClick={() => toggle("rename")}>Rename</button>
         )}
         {canManage && conversation.status === "ACTIVE" && (
           <button class="button small subtle" type="button" disabled={busy} onClick={() => void archive()}>Archive</button>
         )}
-        <button class="button small subtle" type="button" aria-expanded={panel === "export"} onClick={() => toggle("export")}>Export</button>
+        <button class="button small subtle" type="button" ref={toggles.export} aria-expanded={panel === "export"} onClick={() => toggle("export")}>Export</button>
       </div>
       {error && <p class="error" role="alert">{error}</p>}
       {panel === "rename" && (
@@ -356,7 +371,7 @@ function ChatActions({ conversation, canManage, onChange }: { conversation: Conv
           conversation={conversation}
           onDone={(next) => {
             if (next) onChange(next);
-            setPanel("none");
+            close();
           }}
         />
       )}
@@ -369,6 +384,10 @@ function RenameForm({ conversation, onDone }: { conversation: ConversationSummar
   const [title, setTitle] = useState(conversation.title);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const input = useRef<HTMLInputElement>(null);
+  // Not autofocus: browsers honour it once per page load, not for a form that appears later. A layout effect,
+  // so that the field is focused as it appears (an effect would leave a frame in which the toggle still has it).
+  useLayoutEffect(() => input.current?.focus(), []);
   const save = async () => {
     const next = title.trim();
     if (!next || busy) return;
@@ -392,7 +411,7 @@ function RenameForm({ conversation, onDone }: { conversation: ConversationSummar
     >
       <label class="field">
         <span>Title</span>
-        <input class="input" value={title} maxLength={200} onInput={(event) => setTitle(event.currentTarget.value)} autoFocus />
+        <input class="input" value={title} maxLength={200} onInput={(event) => setTitle(event.currentTarget.value)} ref={input} />
       </label>
       <button class="button small primary" type="submit" disabled={busy || !title.trim()}>{busy ? "Saving…" : "Save"}</button>
       <button class="button small subtle" type="button" onClick={() => onDone()}>Cancel</button>

@@ -69,7 +69,7 @@ export class MessageView extends Component<Props, { open: boolean }> {
             <summary>
               {toolCalls.length === 1 ? "Tool call" : `${toolCalls.length} tool calls`}: {toolCalls.map(toolName).join(", ")}
             </summary>
-            <pre class="json">{JSON.stringify(message.toolCalls, null, 2)}</pre>
+            <pre class="json" tabIndex={0}>{JSON.stringify(message.toolCalls, null, 2)}</pre>
           </details>
         )}
         {open && <Details id={message.id} />}
@@ -126,7 +126,7 @@ function Details({ id }: { id: string }) {
         <dd>{fullDate(details.updatedAt)}</dd>
       </dl>
       <p class="field-label">Metadata</p>
-      <pre class="json">{JSON.stringify(details.metadata, null, 2)}</pre>
+      <pre class="json" tabIndex={0}>{JSON.stringify(details.metadata, null, 2)}</pre>
     </div>
   );
 }

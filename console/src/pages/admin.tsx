@@ -1,13 +1,15 @@
 /**
  * Admin pages (admins only: the navigation shows them to admins, and anyone else who types the address is
  * told so without a request being sent). Users (role, deactivate and reactivate), API keys (create, the
- * secret shown once with a copy button, revoke), service grants, system and guild settings as JSON checked
- * before it is sent, and the audit log with filters.
+ * secret shown once with a copy button, revoke), service grants (to a service picked by name), system and
+ * guild settings as JSON checked before it is sent, and the audit log with filters (the actor picked by name).
+ * People are shown by name, with their email when they have one. The tables are DataTables: cards on a phone.
  */
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { describeError } from "../api";
 import { gql } from "../client";
+import { DataTable } from "../components/data-table";
 import { fullDate } from "../format";
 import {
   API_KEYS,
@@ -29,6 +31,8 @@ import {
   SYSTEM_CONFIGS,
   USERS,
   type ApiKeyRow,
+  type Connection,
+  type PersonRef,
   type SystemConfigRow,
   type UserRow,
 } from "../queries";
@@ -107,11 +111,16 @@ function UsersSection({ viewer }: { viewer: Viewer }) {
   return (
     <section aria-label="Users">
       {error && <p class="error" role="alert">{error}</p>}
-      <DataTable testId="users-table" columns={["Name", "Role", "Status", ""]}>
-        {users.map((user) => (
-          <tr key={user.id} data-user-id={user.id}>
-            <th scope="row">{user.displayName}</th>
-            <td>
+      <DataTable
+        testId="users-table"
+        rows={users}
+        rowKey={(user) => user.id}
+        rowData={(user) => ({ "data-user-id": user.id })}
+        columns={[
+          { label: "Name", cell: (user) => <PersonName person={user} /> },
+          {
+            label: "Role",
+            cell: (user) => (
               <select
                 class="input"
                 aria-label={`Role of ${user.displayName}`}
@@ -123,19 +132,22 @@ function UsersSection({ viewer }: { viewer: Viewer }) {
                   <option key={role} value={role}>{role.toLowerCase()}</option>
                 ))}
               </select>
-            </td>
-            <td>{user.isActive ? <span class="badge">active</span> : <span class="badge danger">deactivated</span>}</td>
-            <td>
-              {user.id !== viewer.id &&
-                (user.isActive ? (
-                  <button class="button small subtle" type="button" onClick={() => void change(DEACTIVATE_USER, { id: user.id })}>Deactivate</button>
-                ) : (
-                  <button class="button small subtle" type="button" onClick={() => void change(REACTIVATE_USER, { id: user.id })}>Reactivate</button>
-                ))}
-            </td>
-          </tr>
-        ))}
-      </DataTable>
+            ),
+          },
+          { label: "Status", cell: (user) => (user.isActive ? <span class="badge">active</span> : <span class="badge danger">deactivated</span>) },
+          {
+            label: "Actions",
+            actions: true,
+            cell: (user) =>
+              user.id !== viewer.id &&
+              (user.isActive ? (
+                <button class="button small subtle" type="button" onClick={() => void change(DEACTIVATE_USER, { id: user.id })}>Deactivate</button>
+              ) : (
+                <button class="button small subtle" type="button" onClick={() => void change(REACTIVATE_USER, { id: user.id })}>Reactivate</button>
+              )),
+          },
+        ]}
+      />
       {next && (
         <button class="button subtle" type="button" onClick={() => void load(next)}>More users</button>
       )}
@@ -222,24 +234,29 @@ function KeysSection({ viewer }: { viewer: Viewer }) {
           </div>
         </div>
       )}
-      <DataTable testId="keys-table" columns={["Name", "Prefix", "Role", "Created", "Last used", ""]}>
-        {keys.map((key) => (
-          <tr key={key.id} data-key-id={key.id} data-key-name={key.name}>
-            <th scope="row">{key.name}</th>
-            <td><code>{key.prefix}…</code></td>
-            <td>{key.role?.toLowerCase() ?? "as owner"}</td>
-            <td>{fullDate(key.createdAt)}</td>
-            <td>{key.lastUsedAt ? fullDate(key.lastUsedAt) : "never"}</td>
-            <td>
-              {key.revokedAt ? (
+      <DataTable
+        testId="keys-table"
+        rows={keys}
+        rowKey={(key) => key.id}
+        rowData={(key) => ({ "data-key-id": key.id, "data-key-name": key.name })}
+        columns={[
+          { label: "Name", cell: (key) => key.name },
+          { label: "Prefix", cell: (key) => <code>{key.prefix}…</code> },
+          { label: "Role", cell: (key) => key.role?.toLowerCase() ?? "as owner" },
+          { label: "Created", cell: (key) => fullDate(key.createdAt) },
+          { label: "Last used", cell: (key) => (key.lastUsedAt ? fullDate(key.lastUsedAt) : "never") },
+          {
+            label: "Actions",
+            actions: true,
+            cell: (key) =>
+              key.revokedAt ? (
                 <span class="badge danger">revoked</span>
               ) : (
                 <button class="button small subtle" type="button" onClick={() => void revoke(key)}>Revoke</button>
-              )}
-            </td>
-          </tr>
-        ))}
-      </DataTable>
+              ),
+          },
+        ]}
+      />
     </section>
   );
 }
@@ -385,20 +402,15 @@ function GrantsSection() {
   const [scope, setScope] = useState<"origin" | "conversation">("origin");
   const [origin, setOrigin] = useState("DISCORD");
   const [conversationId, setConversationId] = useState("");
-  const [error, attempt, setError] = useAttempt();
+  const [error, attempt] = useAttempt();
   useEffect(() => {
-    Promise.all([
-      gql<{ serviceGrants: ServiceGrantRow[] }>(SERVICE_GRANTS),
-      gql<{ users: { edges: { node: UserRow }[] } }>(USERS, { first: 100, filter: { role: "SERVICE" } }),
-    ])
-      .then(([{ serviceGrants }, { users }]) => {
-        setGrants(serviceGrants);
-        setServices(users.edges.map((edge) => edge.node));
-        setServiceId((current) => current || users.edges[0]?.node.id || "");
-      })
-      .catch((failure: unknown) => setError(describeError(failure)));
+    void attempt(async () => {
+      const [{ serviceGrants }, found] = await Promise.all([gql<{ serviceGrants: ServiceGrantRow[] }>(SERVICE_GRANTS), allUsers({ role: "SERVICE" })]);
+      setGrants(serviceGrants);
+      setServices(found);
+      setServiceId((current) => current || found[0]?.id || "");
+    });
   }, []);
-  const names = new Map(services.map((service) => [service.id, service.displayName]));
 
   const create = async () => {
     await attempt(async () => {
@@ -421,8 +433,9 @@ function GrantsSection() {
         <label class="field">
           <span>Service</span>
           <select class="input" aria-label="Service" value={serviceId} onChange={(event) => setServiceId(event.currentTarget.value)}>
+            {!services.length && <option value="">no service accounts</option>}
             {services.map((service) => (
-              <option key={service.id} value={service.id}>{service.displayName}</option>
+              <option key={service.id} value={service.id}>{personOption(service)}</option>
             ))}
           </select>
         </label>
@@ -451,18 +464,22 @@ function GrantsSection() {
         <button class="button primary" type="submit" disabled={!serviceId || (scope === "conversation" && !conversationId.trim())}>Grant</button>
       </InlineForm>
       {error && <p class="error" role="alert">{error}</p>}
-      <DataTable testId="grants-table" columns={["Service", "Reaches", "Since", ""]}>
-        {grants.map((grant) => (
-          <tr key={grant.id} data-grant-id={grant.id}>
-            <th scope="row">{names.get(grant.serviceId) ?? grant.serviceId}</th>
-            <td>{grant.origin ? `every ${grant.origin.toLowerCase()} conversation` : <code>{grant.conversationId}</code>}</td>
-            <td>{fullDate(grant.createdAt)}</td>
-            <td>
-              <button class="button small subtle" type="button" onClick={() => void revoke(grant)}>Revoke</button>
-            </td>
-          </tr>
-        ))}
-      </DataTable>
+      <DataTable
+        testId="grants-table"
+        rows={grants}
+        rowKey={(grant) => grant.id}
+        rowData={(grant) => ({ "data-grant-id": grant.id })}
+        columns={[
+          { label: "Service", cell: (grant) => (grant.service ? <PersonName person={grant.service} /> : <code>{grant.serviceId}</code>) },
+          { label: "Reaches", cell: (grant) => (grant.origin ? `every ${grant.origin.toLowerCase()} conversation` : <code>{grant.conversationId}</code>) },
+          { label: "Since", cell: (grant) => fullDate(grant.createdAt) },
+          {
+            label: "Actions",
+            actions: true,
+            cell: (grant) => <button class="button small subtle" type="button" onClick={() => void revoke(grant)}>Revoke</button>,
+          },
+        ]}
+      />
     </section>
   );
 }
@@ -473,6 +490,7 @@ function AuditSection() {
   const [filter, setFilter] = useState({ action: "", actorId: "", targetId: "", from: "", to: "" });
   const [applied, setApplied] = useState(filter);
   const [rows, setRows] = useState<AuditRow[]>([]);
+  const [people, setPeople] = useState<UserRow[]>([]);
   const [total, setTotal] = useState<number | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [error, attempt] = useAttempt();
@@ -480,7 +498,7 @@ function AuditSection() {
   const variables = (after: string | null) => {
     const value: Record<string, string> = {};
     if (applied.action.trim()) value.action = applied.action.trim();
-    if (applied.actorId.trim()) value.actorId = applied.actorId.trim();
+    if (applied.actorId) value.actorId = applied.actorId;
     if (applied.targetId.trim()) value.targetId = applied.targetId.trim();
     // datetime-local is the browser's local time: sent as the instant it names.
     if (applied.from) value.from = new Date(applied.from).toISOString();
@@ -489,14 +507,15 @@ function AuditSection() {
   };
   const load = async (after: string | null) => {
     await attempt(async () => {
-      const { auditLogs } = await gql<{ auditLogs: { edges: { node: AuditRow }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null }; totalCount: number } }>(AUDIT_LOGS, variables(after));
+      const { auditLogs } = await gql<{ auditLogs: Connection<AuditRow> & { totalCount: number } }>(AUDIT_LOGS, variables(after));
       setRows((current) => [...(after ? current : []), ...auditLogs.edges.map((edge) => edge.node)]);
       setTotal(auditLogs.totalCount);
       setNext(auditLogs.pageInfo.hasNextPage ? auditLogs.pageInfo.endCursor : null);
     });
   };
   useEffect(() => void load(null), [applied]);
-  const field = (name: keyof typeof filter, label: string, time = false) => {
+  useEffect(() => void attempt(async () => setPeople(await allUsers())), []);
+  const field = (name: "action" | "targetId" | "from" | "to", label: string, time = false) => {
     const onInput = (event: { currentTarget: HTMLInputElement }) => setFilter({ ...filter, [name]: event.currentTarget.value });
     return (
       <label class="field">
@@ -510,7 +529,15 @@ function AuditSection() {
     <section aria-label="Audit log">
       <InlineForm onSubmit={() => setApplied({ ...filter })}>
         {field("action", "Action")}
-        {field("actorId", "Actor id")}
+        <label class="field">
+          <span>Actor</span>
+          <select class="input" aria-label="Actor" value={filter.actorId} onChange={(event) => setFilter({ ...filter, actorId: event.currentTarget.value })}>
+            <option value="">anyone</option>
+            {people.map((person) => (
+              <option key={person.id} value={person.id}>{personOption(person)}</option>
+            ))}
+          </select>
+        </label>
         {field("targetId", "Target id")}
         {field("from", "From", true)}
         {field("to", "Before", true)}
@@ -518,40 +545,59 @@ function AuditSection() {
       </InlineForm>
       {error && <p class="error" role="alert">{error}</p>}
       {total !== null && <p class="subtle" data-testid="audit-total">{total === 1 ? "1 entry" : `${total} entries`}</p>}
-      <DataTable testId="audit-table" columns={["When", "Action", "Actor", "Target", "Details"]}>
-        {rows.map((row) => (
-          <tr key={row.id} data-action={row.action}>
-            <td>{fullDate(row.createdAt)}</td>
-            <td><code>{row.action}</code></td>
-            <td><code>{row.actorId ?? "deleted"}</code></td>
-            <td>{row.targetType ? `${row.targetType} ` : ""}<code>{row.targetId ?? ""}</code></td>
-            <td><code class="details">{JSON.stringify(row.details)}</code></td>
-          </tr>
-        ))}
-      </DataTable>
+      <DataTable
+        testId="audit-table"
+        rows={rows}
+        rowKey={(row) => row.id}
+        rowData={(row) => ({ "data-action": row.action })}
+        columns={[
+          { label: "When", cell: (row) => fullDate(row.createdAt) },
+          { label: "Action", cell: (row) => <code>{row.action}</code> },
+          { label: "Actor", name: "actor", cell: (row) => <AuditActor row={row} /> },
+          { label: "Target", cell: (row) => <>{row.targetType ? `${row.targetType} ` : ""}<code>{row.targetId ?? ""}</code></> },
+          { label: "Details", cell: (row) => <code class="details">{JSON.stringify(row.details)}</code> },
+        ]}
+      />
       {next && <button class="button subtle" type="button" onClick={() => void load(next)}>Older entries</button>}
     </section>
   );
 }
 
-/** A table of rows that may be wider than a phone: it scrolls inside its box, not the page. "" is a column without a heading. */
-function DataTable({ testId, columns, children }: { testId: string; columns: string[]; children: ComponentChildren }) {
+/**
+ * An entry's actor by name (its id if the user could not be read). No actor is Parley itself (a job, the CLI) or
+ * an account deleted since: the log keeps no id of a deleted actor, so the two look alike.
+ */
+function AuditActor({ row }: { row: AuditRow }) {
+  if (row.actor) return <PersonName person={row.actor} />;
+  if (row.actorId) return <code>{row.actorId}</code>;
+  return <span class="subtle">system or deleted account</span>;
+}
+
+/** A user by name, with the email beside it when there is one (names need not be unique). */
+function PersonName({ person }: { person: PersonRef }) {
   return (
-    <div class="table-scroll">
-      <table class="table" data-testid={testId}>
-        <thead>
-          <tr>
-            {columns.map((column, index) => (
-              <th scope="col" key={index}>
-                {column}
-              </th>
-            ))}
-          </tr>
-        </thead>
-        <tbody>{children}</tbody>
-      </table>
-    </div>
+    <span title={person.id}>
+      {person.displayName}
+      {person.email && <span class="person-email">{person.email}</span>}
+    </span>
   );
+}
+
+/** The same as an <option>'s text. */
+function personOption(person: PersonRef): string {
+  return person.email ? `${person.displayName} (${person.email})` : person.displayName;
+}
+
+/** Every user (of a role), by name, for the pickers: users() pages newest first and has no search by name. */
+async function allUsers(filter: Record<string, unknown> = {}): Promise<UserRow[]> {
+  const found: UserRow[] = [];
+  let after: string | null = null;
+  do {
+    const { users }: { users: Connection<UserRow> } = await gql(USERS, { first: 100, after, filter });
+    found.push(...users.edges.map((edge) => edge.node));
+    after = users.pageInfo.hasNextPage ? users.pageInfo.endCursor : null;
+  } while (after);
+  return found.sort((a, b) => a.displayName.localeCompare(b.displayName));
 }
 
 /**

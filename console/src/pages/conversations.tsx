@@ -189,7 +189,7 @@ function ConversationList({ selectedId }: { selectedId: string | null }) {
           {!state.loading && !state.error && state.items.length === 0 && (
             <p class="empty">{current.origin || current.status ? "No conversations match these filters." : "No conversations yet."}</p>
           )}
-          <ul class="conversation-list" data-testid="conversation-list">
+          <ul class="conversation-list" data-testid="conversation-list" aria-busy={state.loading}>
             {state.items.map((conversation) => (
               <ConversationItem key={conversation.id} conversation={conversation} selected={conversation.id === selectedId} />
             ))}

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { signIn } from "../session";
 
 export function SignInPage({ notice }: { notice?: string }) {
@@ -8,8 +8,9 @@ export function SignInPage({ notice }: { notice?: string }) {
   const input = useRef<HTMLInputElement>(null);
   useEffect(() => {
     document.title = "Sign in · Parley Console";
-    input.current?.focus();
   }, []);
+  // As the form appears, not a frame later: typing at once goes into the field.
+  useLayoutEffect(() => input.current?.focus(), []);
 
   const submit = async (event: Event) => {
     event.preventDefault();

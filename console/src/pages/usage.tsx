@@ -1,14 +1,16 @@
 /**
  * Usage: the spend and calls of the usage ledger by day (stacked by model), tokens, error rate, a summary
- * table per model, budget gauges, and (admins) the open alerts, kept live by alertRaised, with acknowledge.
- * Members see their own usage; admins everyone's (the server decides, as for any client).
+ * table per model, budget gauges (a member's own; for admins every budget), and (admins) the open alerts,
+ * kept live by alertRaised, with acknowledge and resolve. Members see their own usage; admins everyone's (the
+ * server decides, as for any client).
  */
 import { useEffect, useState } from "preact/hooks";
 import { describeError } from "../api";
 import { gql, subscribe } from "../client";
 import { Chart } from "../components/chart";
+import { DataTable } from "../components/data-table";
 import { count, fullDate, usd } from "../format";
-import { ACKNOWLEDGE_ALERT, ALERT_RAISED, ALERTS, budgetsQuery, USAGE, type Alert, type BudgetState, type UsageBucket } from "../queries";
+import { ACKNOWLEDGE_ALERT, ALERT_RAISED, ALERTS, BUDGETS, MY_BUDGET, RESOLVE_ALERT, USAGE, type Alert, type BudgetState, type Connection, type UsageBucket } from "../queries";
 import type { Viewer } from "../session";
 
 const DAY = 86_400_000;
@@ -155,33 +157,21 @@ function UsageCharts({ buckets, from, to }: { buckets: UsageBucket[]; from: numb
         />
         <Chart title="Error rate per day" kind="lines" x={x} series={[{ label: "errors", values: errorRate, color: "--danger" }]} format={percent} />
       </div>
-      <div class="table-scroll">
-        <table class="table" data-testid="usage-table">
-          <caption>By model</caption>
-          <thead>
-            <tr>
-              <th scope="col">Model</th>
-              <th scope="col" class="num">Calls</th>
-              <th scope="col" class="num">Prompt tokens</th>
-              <th scope="col" class="num">Completion tokens</th>
-              <th scope="col" class="num">Cost</th>
-              <th scope="col" class="num">Errors</th>
-            </tr>
-          </thead>
-          <tbody>
-            {totals.map((row) => (
-              <tr key={row.model} data-model={row.model}>
-                <th scope="row">{row.model}</th>
-                <td class="num" data-col="requests">{count(row.requests)}</td>
-                <td class="num" data-col="promptTokens">{count(row.promptTokens)}</td>
-                <td class="num" data-col="completionTokens">{count(row.completionTokens)}</td>
-                <td class="num" data-col="costUsd">{usd(row.costUsd)}</td>
-                <td class="num" data-col="errors">{count(row.errors)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        testId="usage-table"
+        caption="By model"
+        rows={totals}
+        rowKey={(row) => row.model}
+        rowData={(row) => ({ "data-model": row.model })}
+        columns={[
+          { label: "Model", cell: (row) => row.model },
+          { label: "Calls", name: "requests", numeric: true, cell: (row) => count(row.requests) },
+          { label: "Prompt tokens", name: "promptTokens", numeric: true, cell: (row) => count(row.promptTokens) },
+          { label: "Completion tokens", name: "completionTokens", numeric: true, cell: (row) => count(row.completionTokens) },
+          { label: "Cost", name: "costUsd", numeric: true, cell: (row) => usd(row.costUsd) },
+          { label: "Errors", name: "errors", numeric: true, cell: (row) => count(row.errors) },
+        ]}
+      />
     </>
   );
 }
@@ -195,54 +185,100 @@ function Stat({ label, value, testId }: { label: string; value: string; testId: 
   );
 }
 
+/** Budgets per page of BUDGETS (admins). */
+const BUDGET_PAGE = 24;
+
+interface Gauge {
+  label: string;
+  status: BudgetState;
+}
+
+/** Whom an admin's gauge is about: the user by name (or email), or the guild. */
+function budgetLabel({ budget }: BudgetState): string {
+  if (budget.guildId) return `Guild ${budget.guildId}`;
+  return budget.user?.displayName || budget.user?.email || `User ${budget.userId}`;
+}
+
+/** Members: their own budget. Admins: every budget, a page at a time. */
 function Budgets({ viewer }: { viewer: Viewer }) {
-  const [budgets, setBudgets] = useState<{ label: string; status: BudgetState }[] | null>(null);
-  useEffect(() => {
-    let active = true;
-    gql<Record<string, BudgetState | null>>(budgetsQuery([]))
-      .then((data) => {
-        if (!active) return;
-        setBudgets(Object.values(data).flatMap((status) => (status ? [{ label: "Your budget", status }] : [])));
-      })
-      .catch(() => active && setBudgets([]));
-    return () => {
-      active = false;
-    };
-  }, [viewer.id]);
-  if (!budgets?.length) return null;
+  const admin = viewer.role === "ADMIN";
+  const [gauges, setGauges] = useState<Gauge[]>([]);
+  const [more, setMore] = useState<{ cursor: string | null; total: number } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  const load = async (after: string | null) => {
+    setBusy(true);
+    setError(null);
+    try {
+      if (admin) {
+        const { budgets } = await gql<{ budgets: Connection<BudgetState> & { totalCount: number } }>(BUDGETS, { first: BUDGET_PAGE, after });
+        const page = budgets.edges.map(({ node }) => ({ label: budgetLabel(node), status: node }));
+        setGauges((current) => [...(after ? current : []), ...page]);
+        setMore(budgets.pageInfo.hasNextPage ? { cursor: budgets.pageInfo.endCursor, total: budgets.totalCount } : null);
+      } else {
+        const { budgetStatus } = await gql<{ budgetStatus: BudgetState | null }>(MY_BUDGET);
+        setGauges(budgetStatus ? [{ label: "Your budget", status: budgetStatus }] : []);
+      }
+    } catch (failure) {
+      setError(describeError(failure));
+    } finally {
+      setBusy(false);
+    }
+  };
+  useEffect(() => void load(null), [viewer.id, admin]);
+
+  if (!gauges.length && !error) return null;
   return (
-    <section class="budgets" aria-label="Budgets">
-      {budgets.map(({ label, status }) => (
-        <div class="budget" key={status.budget.id} data-testid="budget-gauge">
-          <div class="budget-head">
-            <span>
-              {label}: {usd(status.budget.limitUsd)} {status.budget.period.toLowerCase()}
-            </span>
-            <span class={status.exceeded ? "badge danger" : "badge"}>{percent(status.percent)}</span>
-          </div>
-          <meter class="gauge" min={0} max={100} low={70} high={90} optimum={0} value={Math.min(100, status.percent)} aria-label={`${label}: ${percent(status.percent)} spent`} />
-          <p class="subtle">
-            {usd(status.remainingUsd)} left since {fullDate(status.periodStart)}
-            {status.exceeded && status.budget.enforcement === "HARD" ? " · spent: new messages are refused" : ""}
-          </p>
-        </div>
-      ))}
+    <section class="budgets" aria-label="Budgets" data-testid="budgets">
+      {error && <p class="error" role="alert">{error}</p>}
+      <div class="budget-grid">
+        {gauges.map(({ label, status }) => (
+          <BudgetGauge key={status.budget.id} label={label} status={status} />
+        ))}
+      </div>
+      {more && (
+        <button class="button subtle" type="button" disabled={busy} onClick={() => void load(more.cursor)}>
+          More budgets ({gauges.length} of {more.total})
+        </button>
+      )}
     </section>
   );
 }
 
-/** Open alerts, newest first; new ones arrive over alertRaised (subscribed before the list is read). */
+function BudgetGauge({ label, status }: Gauge) {
+  const { budget } = status;
+  return (
+    <div class="budget" data-testid="budget-gauge" data-budget-id={budget.id}>
+      <div class="budget-head">
+        <span class="budget-name">{label}</span>
+        <span class={status.exceeded ? "badge danger" : "badge"}>{percent(status.percent)}</span>
+      </div>
+      <meter class="gauge" min={0} max={100} low={70} high={90} optimum={0} value={Math.min(100, status.percent)} aria-label={`${label}: ${percent(status.percent)} spent`} />
+      <p class="subtle">
+        {usd(status.spentUsd)} of {usd(budget.limitUsd)} {budget.period.toLowerCase()} · {usd(status.remainingUsd)} left until {fullDate(status.resetsAt)}
+        {status.exceeded && budget.enforcement === "HARD" ? " · spent: new messages are refused" : ""}
+      </p>
+    </div>
+  );
+}
+
+/**
+ * Open (unresolved) alerts, newest first; new ones arrive over alertRaised (subscribed before the list is
+ * read). Acknowledging keeps an alert here, marked; resolving (which also acknowledges) takes it off.
+ */
 function AlertsPanel() {
-  const [alerts, setAlerts] = useState<Alert[]>([]);
+  /** null until the list is read. */
+  const [alerts, setAlerts] = useState<Alert[] | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
     let active = true;
     const merge = (incoming: Alert[]) =>
       setAlerts((current) => {
-        const byId = new Map(current.map((alert) => [alert.id, alert]));
+        const byId = new Map((current ?? []).map((alert) => [alert.id, alert]));
         for (const alert of incoming) byId.set(alert.id, { ...byId.get(alert.id), ...alert });
-        return [...byId.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+        return [...byId.values()].filter((alert) => !alert.resolvedAt).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       });
     const stop = subscribe<{ alertRaised: Alert }>(ALERT_RAISED, {}, {
       next: ({ alertRaised }) => active && merge([alertRaised]),
@@ -257,36 +293,43 @@ function AlertsPanel() {
     };
   }, []);
 
-  const acknowledge = async (id: string) => {
+  /** Runs acknowledgeAlert or resolveAlert and puts the alert as it now is in the list (or takes it off). */
+  const change = async (mutation: string, id: string) => {
     setError(null);
     try {
-      const { acknowledgeAlert } = await gql<{ acknowledgeAlert: Alert }>(ACKNOWLEDGE_ALERT, { id });
-      setAlerts((current) => current.map((alert) => (alert.id === id ? acknowledgeAlert : alert)));
+      const data = await gql<Record<string, Alert>>(mutation, { id });
+      const updated = Object.values(data)[0];
+      setAlerts((current) => (current ?? []).flatMap((alert) => (alert.id !== id ? [alert] : updated.resolvedAt ? [] : [updated])));
     } catch (failure) {
       setError(describeError(failure));
     }
   };
 
   return (
-    <section class="alerts" aria-label="Open alerts" data-testid="alerts">
-      <h2>Open alerts</h2>
+    <section class="alerts" aria-labelledby="alerts-title" data-testid="alerts">
+      <h2 id="alerts-title">Open alerts</h2>
       {error && <p class="error" role="alert">{error}</p>}
-      {!alerts.length ? (
+      {!alerts ? (
+        <p class="subtle" role="status">Loading alerts…</p>
+      ) : !alerts.length ? (
         <p class="subtle">No open alerts.</p>
       ) : (
         <ul class="alert-list">
           {alerts.map((alert) => (
             <li key={alert.id} class={`alert alert-${alert.severity.toLowerCase()}`} data-alert-id={alert.id}>
               <span class={`badge severity-${alert.severity.toLowerCase()}`}>{alert.severity.toLowerCase()}</span>
-              <span class="alert-message">{alert.message}</span>
+              <span class="alert-message" id={`alert-${alert.id}`}>{alert.message}</span>
               <span class="subtle">
                 {alert.source} · {fullDate(alert.createdAt)}
               </span>
-              {alert.acknowledgedAt ? (
-                <span class="badge muted" data-testid="acknowledged">acknowledged</span>
-              ) : (
-                <button class="button small" type="button" onClick={() => void acknowledge(alert.id)}>Acknowledge</button>
-              )}
+              <span class="row">
+                {alert.acknowledgedAt ? (
+                  <span class="badge muted" data-testid="acknowledged">acknowledged</span>
+                ) : (
+                  <button class="button small" type="button" aria-describedby={`alert-${alert.id}`} onClick={() => void change(ACKNOWLEDGE_ALERT, alert.id)}>Acknowledge</button>
+                )}
+                <button class="button small" type="button" aria-describedby={`alert-${alert.id}`} onClick={() => void change(RESOLVE_ALERT, alert.id)}>Resolve</button>
+              </span>
             </li>
           ))}
         </ul>
