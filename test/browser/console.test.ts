@@ -200,15 +200,17 @@ suite.test("shows a message another client adds without a reload, and sends one 
   await message(page, 4).waitFor();
   await expect(message(page, 4).getAttribute("data-role")).resolves.toBe("USER");
   await expect(page.getByLabel("Message", { exact: true }).inputValue()).resolves.toBe("");
-  // The mutation's answer and the subscription's event are one message, drawn once.
-  await page.waitForTimeout(300);
-  expect(await drawnSeqs(page)).toEqual([1, 2, 3, 4]);
+  // The mutation's answer and the subscription's event are one message, drawn once. The stream delivers in seq
+  // order, so once a later message is drawn, the event of the 4th has come too.
+  await addMessage(alice.token, id, "A later line");
+  await message(page, 5).waitFor();
+  expect(await drawnSeqs(page)).toEqual([1, 2, 3, 4, 5]);
   const stored = await suite.app.ok<{ conversation: { messages: { edges: { node: { content: string; role: string } }[] } } }>(
     `query($id: UUID!) { conversation(id: $id) { messages(last: 10) { edges { node { content role } } } } }`,
     { id },
     alice.token,
   );
-  expect(stored.conversation.messages.edges.at(-1)!.node).toEqual({ content: "Sent from the console", role: "USER" });
+  expect(stored.conversation.messages.edges.at(-2)!.node).toEqual({ content: "Sent from the console", role: "USER" });
 
   // Details are read when asked for.
   expect(tab.operations.some((operation) => operation.operationName === "ConsoleMessageDetails")).toBe(false);
@@ -392,10 +394,13 @@ suite.test("a member cannot see another member's conversation through the page",
   await expect(page.getByText("Nobody else may read this").count()).resolves.toBe(0);
   await expect(page.getByTestId("chat-not-found").textContent()).resolves.toContain("Conversation not found");
 
-  // A change to Alice's conversation reaches only Alice.
+  // A change to Alice's conversation reaches only Alice. Bob's own change, made after it, comes after it on the
+  // same stream: once his list shows his, hers would have been there if it had been sent to him.
   await addMessage(alice.token, secret, "Another private line");
-  await page.waitForTimeout(500);
+  await addMessage(bob.token, mine, "Bob's later line");
+  await listItem(page, mine).filter({ hasText: "Bob's later line" }).waitFor();
   await expect(listItem(page, secret).count()).resolves.toBe(0);
+  await expect(page.getByTestId("conversation-list").textContent()).resolves.not.toContain("private line");
 });
 
 suite.test("revoking the key signs the page out with a message", async ({ open }) => {
