@@ -149,7 +149,9 @@ describe(`backup and restore through the CLI, to disk (${kind})`, () => {
     const listed = await cli(["backups"]);
     expect(listed.stdout).toContain(filePath);
     expect(listed.stdout).toContain("completed");
-  });
+    // Five CLI processes and eight more opens of the database, one after another (on PGlite each starts the embedded
+    // server): 18 s on a quiet 2-core machine, over 60 s once in CI with the machine loaded.
+  }, 180_000);
 });
 
 describe(`backup and restore with S3 (${kind})`, () => {
