@@ -40,8 +40,9 @@ type Connection = WsContext<Record<string, unknown> | undefined, Extra & Partial
 /** graphql-ws's own close code for a refused connection_init; used for lost access too. */
 const FORBIDDEN = 4403;
 /**
- * The WebSocket standard's "Try Again Later": the token could not be checked because the database is away.
- * graphql-ws clients treat it as retryable (4403 and 4500 are fatal to them).
+ * The WebSocket standard's "Try Again Later": the token could not be checked (the database away, or an error
+ * that is not about the token). graphql-ws clients treat it as retryable (4500 is fatal to them, and 4403
+ * says the token is refused).
  */
 const TRY_AGAIN_LATER = 1013;
 
@@ -121,11 +122,11 @@ export function attachWebSocketServer(httpServer: http.Server, schema: GraphQLSc
         const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         ctx.extra.authorization = typeof authorization === "string" ? authorization : undefined;
         const viewer = await currentViewer(ctx).catch((error: unknown) => {
-          if (unavailableError(error)) {
-            ctx.extra.socket.close(TRY_AGAIN_LATER, "Service unavailable: try again");
-            return null;
-          }
-          deps.log.error({ err: error }, "graphql-ws connection could not be authenticated");
+          // The token was not judged, so the answer is not 4403: that tells clients their key is dead (the
+          // console signs out on it) and graphql-ws would close with it had onConnect only returned false.
+          // An error the database did not explain is a bug to log, but the client may still try again.
+          if (!unavailableError(error)) deps.log.error({ err: error }, "graphql-ws connection could not be authenticated");
+          ctx.extra.socket.close(TRY_AGAIN_LATER, "Service unavailable: try again");
           return null;
         });
         if (!viewer) return false;

@@ -62,7 +62,9 @@ beforeAll(async () => {
   await database.migrate();
   servers = [];
   for (const [name, retry] of [["A", "0"], ["B", "15"]]) {
-    const server = await startServer({ config: testConfig(url, { ...env, LIVE_RETRY_SECONDS: retry }) });
+    // Errors are logged: an outage causes none (what it causes is expected, and a warning at most), so a line
+    // printed here is a lead when a run fails.
+    const server = await startServer({ config: testConfig(url, { ...env, LIVE_RETRY_SECONDS: retry, LOG_LEVEL: "error" }) });
     servers.push({ name, server, url: `http://127.0.0.1:${server.port}` });
   }
   // And one as an operator runs it, a process of its own: an outage must not crash it (an unhandled error would).

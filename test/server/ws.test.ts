@@ -57,6 +57,31 @@ describe("graphql-ws on /graphql", () => {
     await expect(first(client, "{ viewer { id } }")).rejects.toBeDefined();
     expect(await closed).toBe(4403);
   });
+
+  it("closes with 1013 Try Again Later, not 4403, when the token could not be checked for a reason not the token's", async () => {
+    // A server of its own: none of its pooled connections has the key lookup prepared yet, which a renamed
+    // column would not break. The lookup then fails as a bug would (undefined column), not as an outage.
+    const other = await createTestApp();
+    try {
+      const bob = await other.makeUser();
+      const knex = other.database.db.knex;
+      await knex.raw("alter table api_keys rename column key_hash to key_hash_away");
+      let code: number;
+      try {
+        const { client, closed } = connect(`Bearer ${bob.token}`, other);
+        await expect(first(client, "{ viewer { id } }")).rejects.toBeDefined();
+        code = await closed;
+      } finally {
+        await knex.raw("alter table api_keys rename column key_hash_away to key_hash");
+      }
+      // Retryable: a client asks again (4403 would tell it the key is dead), and now gets in.
+      expect(code).toBe(1013);
+      const { client } = connect(`Bearer ${bob.token}`, other);
+      expect((await first(client, "{ viewer { id } }")).data).toEqual({ viewer: { id: bob.user.id } });
+    } finally {
+      await other.dispose();
+    }
+  });
 });
 
 /** A socket that stays open, connected with `token`; resolves once an operation ran on it. */
