@@ -265,6 +265,34 @@ describe("user administration", () => {
     expect(activeMembers.map((n) => n.id)).not.toContain(inactive.user.id);
   });
 
+  it("users finds people by part of the name or email, in any case, with % and _ matched as themselves", async () => {
+    const tag = unique("Zq");
+    const make = async (displayName: string, email: string | null, role = "MEMBER") =>
+      (await app.ok(CREATE_USER, { input: { displayName, email, role } }, admin.token)).createUser.id as string;
+    const byName = await make(`Ada ${tag} Lovelace`, null);
+    const byEmail = await make("Grace", `${tag.toLowerCase()}.grace@example.com`);
+    const service = await make(`${tag} bot`, null, "SERVICE");
+    const percent = await make(`${tag} 100% sure`, null);
+    const underscore = await make(`${tag}_under`, null);
+    const found = async (search: string, filter: Record<string, unknown> = {}) => {
+      const { users } = await app.ok(USERS, { first: 50, filter: { ...filter, search } }, admin.token);
+      expect(users.edges).toHaveLength(users.totalCount);
+      return users.edges.map((edge: { node: { id: string } }) => edge.node.id).sort();
+    };
+    expect(await found(tag.toUpperCase())).toEqual([byName, byEmail, service, percent, underscore].sort());
+    expect(await found(`  ${tag} LOVE `)).toEqual([byName]);
+    expect(await found(tag, { role: "SERVICE" })).toEqual([service]);
+    // Wildcards typed into a search box are text: "%" finds the one name with a percent sign, "_" the underscore.
+    expect(await found(`${tag} 100%`)).toEqual([percent]);
+    expect(await found("100% s")).toEqual([percent]);
+    expect(await found(`${tag}_`)).toEqual([underscore]);
+    expect(await found(`${tag}%`)).toEqual([]);
+    // Blank after trimming: no search. Empty or over 200 characters: refused.
+    expect((await app.ok(USERS, { first: 1, filter: { search: "   " } }, admin.token)).users.totalCount).toBe(Number((await app.database.db.knex("users").count({ n: "*" }))[0].n));
+    expect(await app.errorCode(USERS, { filter: { search: "" } }, admin.token)).toBe("BAD_USER_INPUT");
+    expect(await app.errorCode(USERS, { filter: { search: "x".repeat(201) } }, admin.token)).toBe("BAD_USER_INPUT");
+  });
+
   it("createUser creates a user who can be given a key", async () => {
     const email = `${unique("new")}@example.com`;
     const { createUser } = await app.ok(CREATE_USER, { input: { displayName: "New Service", role: "SERVICE", email, externalId: unique("ext") } }, admin.token);

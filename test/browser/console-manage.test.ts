@@ -363,8 +363,13 @@ suite.test("an admin changes a user's role and deactivates and reactivates them"
   await tab.signIn(admin.token);
   const { page } = tab;
   await tab.goto("/console/admin/users");
+  // Found by typing part of the name, in another case: the table then lists only users whose name or email holds it.
+  const part = bob.user.displayName.slice(2).toUpperCase();
+  await page.getByLabel("Search users").fill(part);
   const row = page.locator(`[data-user-id="${bob.user.id}"]`);
   await row.waitFor();
+  await page.waitForFunction((text) => [...document.querySelectorAll('[data-testid="users-table"] tbody tr')].every((tr) => tr.textContent!.toUpperCase().includes(text)), part);
+  expect(tab.operations.filter((operation) => operation.operationName === "ConsoleUsers").at(-1)!.variables.filter).toEqual({ search: part });
   await row.getByRole("combobox").selectOption("SERVICE");
   await page.waitForFunction((id) => (document.querySelector(`[data-user-id="${id}"] select`) as HTMLSelectElement | null)?.value === "SERVICE", bob.user.id);
   await row.getByRole("button", { name: "Deactivate" }).click();
@@ -376,6 +381,8 @@ suite.test("an admin changes a user's role and deactivates and reactivates them"
 });
 
 suite.test("an admin grants a service, picked by name, every Discord conversation and revokes it, and reads the audit log by filter", async ({ open }) => {
+  // More people than a picker shows at once, so that its search is what finds the actor below.
+  await suite.app.database.db.knex("users").insert(Array.from({ length: 21 }, (_, i) => ({ display_name: `Filler member ${i}`, role: "member" })));
   const service = await suite.app.makeUser(Role.SERVICE, `relay-${Date.now()}`);
   const email = `${service.user.displayName}@bots.example.org`;
   await suite.app.database.db.knex("users").where({ id: service.user.id }).update({ email });
@@ -422,6 +429,14 @@ suite.test("an admin grants a service, picked by name, every Discord conversatio
   await expect(auditRows.first().locator('[data-col="actor"]').textContent()).resolves.toBe("Ada Admin");
   await page.getByLabel("Action").fill("");
   await page.getByLabel("Target id").fill("");
+  // The picker lists PICKER_SIZE people and says how many more there are; typing narrows it to the actor.
+  const everyone = (await suite.app.ok<{ users: { totalCount: number } }>(`query { users(first: 1) { totalCount } }`, {}, admin.token)).users.totalCount;
+  expect(everyone).toBeGreaterThan(20);
+  await page.getByTestId("picker-more").filter({ hasText: `${everyone - 20} more: type to narrow` }).waitFor();
+  await page.getByLabel("Find actor").fill("ada ad");
+  await page.getByTestId("picker-more").waitFor({ state: "detached" });
+  await page.getByLabel("Actor", { exact: true }).locator(`option[value="${admin.user.id}"]`).waitFor({ state: "attached" });
+  expect(tab.operations.filter((operation) => operation.operationName === "ConsoleUsers").at(-1)!.variables.filter).toEqual({ search: "ada ad" });
   await page.getByLabel("Actor", { exact: true }).selectOption({ label: "Ada Admin" });
   await page.getByRole("button", { name: "Filter" }).click();
   // More than the one entry shown before: the admin both granted and revoked.

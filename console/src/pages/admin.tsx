@@ -10,6 +10,7 @@ import { useEffect, useState } from "preact/hooks";
 import { describeError } from "../api";
 import { gql } from "../client";
 import { DataTable } from "../components/data-table";
+import { UserPicker } from "../components/user-picker";
 import { fullDate } from "../format";
 import {
   API_KEYS,
@@ -90,15 +91,27 @@ const ROLES: Role[] = ["ADMIN", "MEMBER", "SERVICE"];
 function UsersSection({ viewer }: { viewer: Viewer }) {
   const [users, setUsers] = useState<UserRow[]>([]);
   const [next, setNext] = useState<string | null>(null);
+  const [search, setSearch] = useState("");
   const [error, attempt] = useAttempt();
-  const load = async (after: string | null) => {
+  const text = search.trim();
+  /** A page of `text`'s matches; `isLive` says whether the search is still the one typed (a later one replaces it). */
+  const load = async (after: string | null, isLive = () => true) => {
     await attempt(async () => {
-      const { users: page } = await gql<{ users: { edges: { node: UserRow }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(USERS, { first: 50, after });
+      const filter = text ? { search: text } : {};
+      const { users: page } = await gql<{ users: Connection<UserRow> }>(USERS, { first: 50, after, filter });
+      if (!isLive()) return;
       setUsers((current) => [...(after ? current : []), ...page.edges.map((edge) => edge.node)]);
       setNext(page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null);
     });
   };
-  useEffect(() => void load(null), []);
+  useEffect(() => {
+    let live = true;
+    const timer = setTimeout(() => void load(null, () => live), text ? 250 : 0);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [text]);
 
   const change = async (query: string, variables: Record<string, unknown>) => {
     await attempt(async () => {
@@ -110,7 +123,9 @@ function UsersSection({ viewer }: { viewer: Viewer }) {
 
   return (
     <section aria-label="Users">
+      <input class="input section-search" type="search" aria-label="Search users" placeholder="Search by name or email" value={search} onInput={(event) => setSearch(event.currentTarget.value)} />
       {error && <p class="error" role="alert">{error}</p>}
+      {text && !users.length && !error && <p class="empty">No user's name or email holds “{text}”.</p>}
       <DataTable
         testId="users-table"
         rows={users}
@@ -397,7 +412,6 @@ function JsonEditor({ name, description, initial, save }: { name: string; descri
 
 function GrantsSection() {
   const [grants, setGrants] = useState<ServiceGrantRow[]>([]);
-  const [services, setServices] = useState<UserRow[]>([]);
   const [serviceId, setServiceId] = useState("");
   const [scope, setScope] = useState<"origin" | "conversation">("origin");
   const [origin, setOrigin] = useState("DISCORD");
@@ -405,10 +419,8 @@ function GrantsSection() {
   const [error, attempt] = useAttempt();
   useEffect(() => {
     void attempt(async () => {
-      const [{ serviceGrants }, found] = await Promise.all([gql<{ serviceGrants: ServiceGrantRow[] }>(SERVICE_GRANTS), allUsers({ role: "SERVICE" })]);
+      const { serviceGrants } = await gql<{ serviceGrants: ServiceGrantRow[] }>(SERVICE_GRANTS);
       setGrants(serviceGrants);
-      setServices(found);
-      setServiceId((current) => current || found[0]?.id || "");
     });
   }, []);
 
@@ -430,15 +442,7 @@ function GrantsSection() {
   return (
     <section aria-label="Service grants">
       <InlineForm onSubmit={() => create()}>
-        <label class="field">
-          <span>Service</span>
-          <select class="input" aria-label="Service" value={serviceId} onChange={(event) => setServiceId(event.currentTarget.value)}>
-            {!services.length && <option value="">no service accounts</option>}
-            {services.map((service) => (
-              <option key={service.id} value={service.id}>{personOption(service)}</option>
-            ))}
-          </select>
-        </label>
+        <UserPicker label="Service" role="SERVICE" value={serviceId} onChange={setServiceId} />
         <label class="field">
           <span>Reach</span>
           <select class="input" aria-label="Reach" value={scope} onChange={(event) => setScope(event.currentTarget.value as "origin" | "conversation")}>
@@ -490,7 +494,6 @@ function AuditSection() {
   const [filter, setFilter] = useState({ action: "", actorId: "", targetId: "", from: "", to: "" });
   const [applied, setApplied] = useState(filter);
   const [rows, setRows] = useState<AuditRow[]>([]);
-  const [people, setPeople] = useState<UserRow[]>([]);
   const [total, setTotal] = useState<number | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [error, attempt] = useAttempt();
@@ -514,7 +517,6 @@ function AuditSection() {
     });
   };
   useEffect(() => void load(null), [applied]);
-  useEffect(() => void attempt(async () => setPeople(await allUsers())), []);
   const field = (name: "action" | "targetId" | "from" | "to", label: string, time = false) => {
     const onInput = (event: { currentTarget: HTMLInputElement }) => setFilter({ ...filter, [name]: event.currentTarget.value });
     return (
@@ -529,15 +531,7 @@ function AuditSection() {
     <section aria-label="Audit log">
       <InlineForm onSubmit={() => setApplied({ ...filter })}>
         {field("action", "Action")}
-        <label class="field">
-          <span>Actor</span>
-          <select class="input" aria-label="Actor" value={filter.actorId} onChange={(event) => setFilter({ ...filter, actorId: event.currentTarget.value })}>
-            <option value="">anyone</option>
-            {people.map((person) => (
-              <option key={person.id} value={person.id}>{personOption(person)}</option>
-            ))}
-          </select>
-        </label>
+        <UserPicker label="Actor" none="anyone" value={filter.actorId} onChange={(actorId) => setFilter((current) => ({ ...current, actorId }))} />
         {field("targetId", "Target id")}
         {field("from", "From", true)}
         {field("to", "Before", true)}
@@ -581,23 +575,6 @@ function PersonName({ person }: { person: PersonRef }) {
       {person.email && <span class="person-email">{person.email}</span>}
     </span>
   );
-}
-
-/** The same as an <option>'s text. */
-function personOption(person: PersonRef): string {
-  return person.email ? `${person.displayName} (${person.email})` : person.displayName;
-}
-
-/** Every user (of a role), by name, for the pickers: users() pages newest first and has no search by name. */
-async function allUsers(filter: Record<string, unknown> = {}): Promise<UserRow[]> {
-  const found: UserRow[] = [];
-  let after: string | null = null;
-  do {
-    const { users }: { users: Connection<UserRow> } = await gql(USERS, { first: 100, after, filter });
-    found.push(...users.edges.map((edge) => edge.node));
-    after = users.pageInfo.hasNextPage ? users.pageInfo.endCursor : null;
-  } while (after);
-  return found.sort((a, b) => a.displayName.localeCompare(b.displayName));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { ArgsType, Field, InputType } from "type-graphql";
-import { IsEmail, IsOptional, Length, Matches } from "class-validator";
+import { IsEmail, IsOptional, Length, Matches, ValidateNested } from "class-validator";
 import { ConnectionArgs } from "../../graphql/connection";
 import { Role } from "./role.enum";
 
@@ -10,11 +10,18 @@ export class UserFilter {
 
   @Field({ nullable: true })
   isActive?: boolean;
+
+  @Field(() => String, { nullable: true, description: "Part of the display name or email, any case (for pickers: type a few letters)" })
+  @IsOptional()
+  @Length(1, 200)
+  search?: string | null;
 }
 
 @ArgsType()
 export class UsersArgs extends ConnectionArgs {
   @Field(() => UserFilter, { nullable: true })
+  @IsOptional()
+  @ValidateNested()
   filter?: UserFilter | null;
 }
 
