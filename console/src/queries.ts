@@ -212,6 +212,15 @@ export const USAGE = `
     }
   }`;
 
+/** Who a row names, by name (the email beside it, since names need not be unique); null when that account was deleted. */
+export interface PersonRef {
+  id: string;
+  displayName: string;
+  email: string | null;
+}
+
+const PERSON_FIELDS = "id displayName email";
+
 export interface BudgetState {
   percent: number;
   exceeded: boolean;
@@ -226,7 +235,7 @@ export interface BudgetState {
     userId: string | null;
     guildId: string | null;
     /** Asked for by BUDGETS only (admins); null for a guild's budget. */
-    user?: { id: string; displayName: string; email: string | null } | null;
+    user?: PersonRef | null;
   };
 }
 
@@ -243,7 +252,7 @@ export const MY_BUDGET = `query ConsoleMyBudget { budgetStatus { ...ConsoleBudge
 export const BUDGETS = `
   query ConsoleBudgets($first: Int!, $after: String) {
     budgets(first: $first, after: $after) {
-      edges { node { ...ConsoleBudgetStatus budget { user { id displayName email } } } }
+      edges { node { ...ConsoleBudgetStatus budget { user { ${PERSON_FIELDS} } } } }
       pageInfo { hasNextPage endCursor }
       totalCount
     }
@@ -273,15 +282,12 @@ export const ALERT_RAISED = `subscription ConsoleAlertRaised { alertRaised { ${A
 export const ACKNOWLEDGE_ALERT = `mutation ConsoleAcknowledgeAlert($id: UUID!) { acknowledgeAlert(id: $id) { ${ALERT_FIELDS} } }`;
 export const RESOLVE_ALERT = `mutation ConsoleResolveAlert($id: UUID!) { resolveAlert(id: $id) { ${ALERT_FIELDS} } }`;
 
-export interface UserRow {
-  id: string;
-  displayName: string;
-  email: string | null;
+export interface UserRow extends PersonRef {
   role: "ADMIN" | "MEMBER" | "SERVICE";
   isActive: boolean;
 }
 
-const USER_FIELDS = "id displayName email role isActive";
+const USER_FIELDS = `${PERSON_FIELDS} role isActive`;
 
 export const USERS = `
   query ConsoleUsers($first: Int!, $after: String, $filter: UserFilter) {
@@ -321,13 +327,6 @@ export const SYSTEM_CONFIGS = `query ConsoleSystemConfigs { systemConfigs { key 
 export const SET_SYSTEM_CONFIG = `
   mutation ConsoleSetSystemConfig($key: String!, $value: JSON!) { setSystemConfig(key: $key, value: $value) { key value description updatedAt } }`;
 
-/** Who a row names, by name; null when that account was deleted. */
-export interface PersonRef {
-  id: string;
-  displayName: string;
-  email: string | null;
-}
-
 export interface ServiceGrantRow {
   id: string;
   serviceId: string;
@@ -337,7 +336,7 @@ export interface ServiceGrantRow {
   createdAt: string;
 }
 
-const GRANT_FIELDS = "id serviceId service { id displayName email } conversationId origin createdAt";
+const GRANT_FIELDS = `id serviceId service { ${PERSON_FIELDS} } conversationId origin createdAt`;
 
 export const SERVICE_GRANTS = `query ConsoleServiceGrants { serviceGrants { ${GRANT_FIELDS} } }`;
 export const GRANT_SERVICE = `mutation ConsoleGrantService($input: GrantServiceInput!) { grantService(input: $input) { ${GRANT_FIELDS} } }`;
@@ -367,7 +366,7 @@ export interface AuditRow {
 export const AUDIT_LOGS = `
   query ConsoleAuditLogs($first: Int!, $after: String, $filter: AuditLogFilter) {
     auditLogs(first: $first, after: $after, filter: $filter) {
-      edges { node { id action actorId actor { id displayName email } targetType targetId createdAt details } }
+      edges { node { id action actorId actor { ${PERSON_FIELDS} } targetType targetId createdAt details } }
       pageInfo { hasNextPage endCursor }
       totalCount
     }

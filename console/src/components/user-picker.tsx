@@ -4,16 +4,15 @@
  * whether the deployment has ten users or a hundred thousand. The chosen person stays listed while the
  * search changes, and the picker says how many more matched than it shows.
  */
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { describeError } from "../api";
 import { gql } from "../client";
 import { USERS, type Connection, type PersonRef, type UserRow } from "../queries";
 import type { Role } from "../session";
+import { useTypedSearch } from "../typing";
 
 /** Matches shown at once: enough to pick from by eye, few enough that typing is the way to the rest. */
 export const PICKER_SIZE = 20;
-/** Typing pauses this long before the search is sent, so a word typed is one request, not one per letter. */
-const TYPING_PAUSE_MS = 250;
 
 /** A person as an <option>'s text: the name, with the email when there is one (names need not be unique). */
 export function personOption(person: PersonRef): string {
@@ -48,30 +47,24 @@ export function UserPicker({ label, role, value, onChange, none }: Props) {
     onChange(user?.id ?? "");
   };
 
-  useEffect(() => {
-    let live = true;
-    const text = search.trim();
-    const timer = setTimeout(
-      async () => {
-        try {
-          const filter = { ...(role ? { role } : {}), ...(text ? { search: text } : {}) };
-          const { users } = await gql<{ users: Connection<UserRow> & { totalCount: number } }>(USERS, { first: PICKER_SIZE, after: null, filter });
-          if (!live) return;
-          const matches = users.edges.map((edge) => edge.node).sort(byName);
-          setFound({ users: matches, more: users.totalCount - matches.length });
-          setError(null);
-          if (none === undefined && !value && matches[0]) pick(matches[0]);
-        } catch (failure) {
-          if (live) setError(describeError(failure));
-        }
-      },
-      text ? TYPING_PAUSE_MS : 0,
-    );
-    return () => {
-      live = false;
-      clearTimeout(timer);
-    };
-  }, [search, role]);
+  const text = search.trim();
+  useTypedSearch(
+    text,
+    async (isLive) => {
+      try {
+        const filter = { ...(role ? { role } : {}), ...(text ? { search: text } : {}) };
+        const { users } = await gql<{ users: Connection<UserRow> & { totalCount: number } }>(USERS, { first: PICKER_SIZE, after: null, filter });
+        if (!isLive()) return;
+        const matches = users.edges.map((edge) => edge.node).sort(byName);
+        setFound({ users: matches, more: users.totalCount - matches.length });
+        setError(null);
+        if (none === undefined && !value && matches[0]) pick(matches[0]);
+      } catch (failure) {
+        if (isLive()) setError(describeError(failure));
+      }
+    },
+    [role],
+  );
 
   // What the form holds may have been set from outside (cleared after a submit): keep the two in step.
   const current = chosen && chosen.id === value ? chosen : null;

@@ -12,6 +12,7 @@ import { gql } from "../client";
 import { DataTable } from "../components/data-table";
 import { UserPicker } from "../components/user-picker";
 import { fullDate } from "../format";
+import { useTypedSearch } from "../typing";
 import {
   API_KEYS,
   AUDIT_LOGS,
@@ -104,14 +105,7 @@ function UsersSection({ viewer }: { viewer: Viewer }) {
       setNext(page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null);
     });
   };
-  useEffect(() => {
-    let live = true;
-    const timer = setTimeout(() => void load(null, () => live), text ? 250 : 0);
-    return () => {
-      live = false;
-      clearTimeout(timer);
-    };
-  }, [text]);
+  useTypedSearch(text, (isLive) => load(null, isLive));
 
   const change = async (query: string, variables: Record<string, unknown>) => {
     await attempt(async () => {
