@@ -214,6 +214,9 @@ async function* archiveText(
   onPage: () => void,
 ): AsyncGenerator<string> {
   const { userId } = request;
+  /** The user's rows of a table that names them in user_id, oldest first by `time`, as plain objects of `columns`. */
+  const usersRows = (table: string, columns: readonly string[], time = "createdAt", timeSql = "created_at") =>
+    mapRows(pages(() => knex(table).select(columns).where({ userId }), time, timeSql, onPage), columns);
   const info = { id: request.id, createdAt: request.createdAt, userId };
   yield `{"schema":${JSON.stringify(DATA_EXPORT_SCHEMA)},\n"export":${JSON.stringify(info)},\n"user":${JSON.stringify(plain(user, USER_COLUMNS))},\n"conversations":[`;
 
@@ -248,12 +251,10 @@ async function* archiveText(
   yield* elements(messagesElsewhere(knex, encryption, userId, onPage), (n) => (counts.messagesElsewhere = n));
 
   yield `,\n"feedback":[`;
-  const feedback = pages(() => knex("feedback").select(FEEDBACK_COLUMNS).where({ userId }), "createdAt", "created_at", onPage);
-  yield* elements(mapRows(feedback, FEEDBACK_COLUMNS), (n) => (counts.feedback = n));
+  yield* elements(usersRows("feedback", FEEDBACK_COLUMNS), (n) => (counts.feedback = n));
 
   yield `,\n"usage":[`;
-  const usage = pages(() => knex("ai_requests").select(USAGE_COLUMNS).where({ userId }), "occurredAt", "occurred_at", onPage);
-  yield* elements(mapRows(usage, USAGE_COLUMNS), (n) => (counts.usage = n));
+  yield* elements(usersRows("ai_requests", USAGE_COLUMNS, "occurredAt", "occurred_at"), (n) => (counts.usage = n));
 
   const budget: Row | undefined = await knex("user_budgets").where({ userId }).first(BUDGET_COLUMNS);
   yield `,\n"budget":${JSON.stringify(budget ? plain(budget, BUDGET_COLUMNS) : null)},\n"assistants":[`;
@@ -266,12 +267,10 @@ async function* archiveText(
   yield* elements(withChunks(knex, documents, onPage), (n) => (counts.documents = n));
 
   yield `,\n"queryHistory":[`;
-  const queries = pages(() => knex("query_history").select(QUERY_COLUMNS).where({ userId }), "createdAt", "created_at", onPage);
-  yield* elements(mapRows(queries, QUERY_COLUMNS), (n) => (counts.queryHistory = n));
+  yield* elements(usersRows("query_history", QUERY_COLUMNS), (n) => (counts.queryHistory = n));
 
   yield `,\n"apiKeys":[`;
-  const keys = pages(() => knex("api_keys").select(API_KEY_COLUMNS).where({ userId }), "createdAt", "created_at", onPage);
-  yield* elements(mapRows(keys, API_KEY_COLUMNS), (n) => (counts.apiKeys = n));
+  yield* elements(usersRows("api_keys", API_KEY_COLUMNS), (n) => (counts.apiKeys = n));
   yield `,\n"counts":${JSON.stringify(counts)}}\n`;
 }
 
