@@ -291,6 +291,11 @@ describe("user administration", () => {
     expect((await app.ok(USERS, { first: 1, filter: { search: "   " } }, admin.token)).users.totalCount).toBe(Number((await app.database.db.knex("users").count({ n: "*" }))[0].n));
     expect(await app.errorCode(USERS, { filter: { search: "" } }, admin.token)).toBe("BAD_USER_INPUT");
     expect(await app.errorCode(USERS, { filter: { search: "x".repeat(201) } }, admin.token)).toBe("BAD_USER_INPUT");
+    // Searching is listing: nobody but an admin may probe names or emails with it.
+    for (const role of [Role.MEMBER, Role.SERVICE]) {
+      const other = await app.makeUser(role);
+      expect(await app.errorCode(USERS, { filter: { search: tag } }, other.token)).toBe("FORBIDDEN");
+    }
   });
 
   it("createUser creates a user who can be given a key", async () => {
